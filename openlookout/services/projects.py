@@ -1,0 +1,100 @@
+"""Projects: create, describe, list, delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pynamodb.exceptions import DeleteError, PutError
+
+from openlookout.api.arns import project_arn
+from openlookout.api.errors import ConflictException, ResourceNotFoundException, ResourceType
+from openlookout.api.pagination import decode_token, encode_token, page_size
+from openlookout.settings import settings
+from openlookout.storage.conditions import lost_condition
+from openlookout.storage.tables import DatasetItem, ModelItem, ProjectItem
+
+
+def _metadata(item: ProjectItem) -> dict[str, Any]:
+    return {
+        "ProjectArn": item.project_arn,
+        "ProjectName": item.project_name,
+        "CreationTimestamp": item.created_at,
+    }
+
+
+def get_project(project_name: str) -> ProjectItem:
+    try:
+        return ProjectItem.get(settings().account_id, project_name, consistent_read=True)
+    except ProjectItem.DoesNotExist:
+        raise ResourceNotFoundException(
+            f"The project {project_name} does not exist.", project_name, ResourceType.PROJECT
+        ) from None
+
+
+def create_project(project_name: str) -> dict[str, Any]:
+    item = ProjectItem(settings().account_id, project_name, project_arn=project_arn(project_name))
+    try:
+        item.save(condition=ProjectItem.project_name.does_not_exist())
+    except PutError as error:
+        if lost_condition(error):
+            raise ConflictException(
+                f"A project named {project_name} already exists.", project_name, ResourceType.PROJECT
+            ) from None
+        raise
+    return {"ProjectMetadata": _metadata(item)}
+
+
+def describe_project(project_name: str) -> dict[str, Any]:
+    item = get_project(project_name)
+    datasets = [
+        {
+            "DatasetType": dataset.dataset_type,
+            "CreationTimestamp": dataset.created_at,
+            "Status": dataset.status,
+            "StatusMessage": dataset.status_message,
+        }
+        for dataset in DatasetItem.query(project_name, consistent_read=True)
+    ]
+    return {"ProjectDescription": {**_metadata(item), "Datasets": datasets}}
+
+
+def list_projects(next_token: str | None = None, max_results: int | None = None) -> dict[str, Any]:
+    scope = "ListProjects"
+    limit = page_size(max_results)
+    start = None
+    if next_token:
+        position = decode_token(scope, next_token)
+        start = {"AccountId": {"S": settings().account_id}, "ProjectName": {"S": str(position["after"])}}
+    # One more than asked tells whether another page exists, so the last page has no NextToken.
+    items = list(ProjectItem.query(settings().account_id, limit=limit + 1, last_evaluated_key=start))
+    page, more = items[:limit], len(items) > limit
+    result: dict[str, Any] = {"Projects": [_metadata(item) for item in page]}
+    if more:
+        result["NextToken"] = encode_token(scope, {"after": page[-1].project_name})
+    return result
+
+
+def delete_project(project_name: str) -> dict[str, Any]:
+    item = get_project(project_name)
+    datasets = [d.dataset_type for d in DatasetItem.query(project_name, consistent_read=True)]
+    models = ModelItem.count(project_name, consistent_read=True)
+    if datasets or models:
+        parts = []
+        if datasets:
+            parts.append(f"datasets ({', '.join(sorted(datasets))})")
+        if models:
+            parts.append(f"{models} model(s)")
+        raise ConflictException(
+            f"The project {project_name} still has {' and '.join(parts)}. Delete them before the project.",
+            project_name,
+            ResourceType.PROJECT,
+        )
+    try:
+        item.delete(condition=ProjectItem.project_name.exists())
+    except DeleteError as error:
+        if lost_condition(error):
+            raise ResourceNotFoundException(
+                f"The project {project_name} does not exist.", project_name, ResourceType.PROJECT
+            ) from None
+        raise
+    return {"ProjectArn": item.project_arn}

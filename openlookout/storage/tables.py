@@ -1,0 +1,104 @@
+"""PynamoDB models of the service's DynamoDB tables.
+
+Table names come from the environment that template.yaml sets; the key schemas here must
+equal the template's (tests/unit/test_storage_schema.py checks it), since the template is
+what creates the tables, in AWS and in `openlookout serve` alike.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from pynamodb.attributes import (
+    BooleanAttribute,
+    JSONAttribute,
+    MapAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+    UTCDateTimeAttribute,
+    VersionAttribute,
+)
+from pynamodb.models import Model
+
+from openlookout.settings import settings
+
+_settings = settings()
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class ProjectItem(Model):
+    """A project. One partition per account keeps ListProjects a sorted Query."""
+
+    class Meta:
+        table_name = _settings.projects_table
+        region = _settings.region
+
+    account_id = UnicodeAttribute(hash_key=True, attr_name="AccountId")
+    project_name = UnicodeAttribute(range_key=True, attr_name="ProjectName")
+    project_arn = UnicodeAttribute(attr_name="ProjectArn")
+    created_at = UTCDateTimeAttribute(attr_name="CreationTimestamp", default=utcnow)
+
+
+class ImageStats(MapAttribute[str, int]):
+    total = NumberAttribute(attr_name="Total", default=0)
+    labeled = NumberAttribute(attr_name="Labeled", default=0)
+    normal = NumberAttribute(attr_name="Normal", default=0)
+    anomaly = NumberAttribute(attr_name="Anomaly", default=0)
+
+
+class DatasetItem(Model):
+    """The train or test dataset of a project, with its life-cycle status."""
+
+    class Meta:
+        table_name = _settings.datasets_table
+        region = _settings.region
+
+    project_name = UnicodeAttribute(hash_key=True, attr_name="ProjectName")
+    dataset_type = UnicodeAttribute(range_key=True, attr_name="DatasetType")
+    status = UnicodeAttribute(attr_name="Status")
+    status_message = UnicodeAttribute(attr_name="StatusMessage", null=True)
+    created_at = UTCDateTimeAttribute(attr_name="CreationTimestamp", default=utcnow)
+    updated_at = UTCDateTimeAttribute(attr_name="LastUpdatedTimestamp", default=utcnow)
+    image_stats = ImageStats(attr_name="ImageStats", default=ImageStats)
+    execution_arn = UnicodeAttribute(attr_name="ExecutionArn", null=True)
+    version = VersionAttribute(attr_name="Version")
+
+
+class DatasetEntryItem(Model):
+    """One JSON Lines entry of a dataset, keyed by its image (source-ref)."""
+
+    class Meta:
+        table_name = _settings.dataset_entries_table
+        region = _settings.region
+
+    dataset_key = UnicodeAttribute(hash_key=True, attr_name="DatasetKey")  # "<project>/<train|test>"
+    source_ref = UnicodeAttribute(range_key=True, attr_name="SourceRef")
+    entry = UnicodeAttribute(attr_name="Entry")
+    labeled = BooleanAttribute(attr_name="Labeled", default=False)
+    anomaly_class = UnicodeAttribute(attr_name="AnomalyClass", null=True)
+    created_at = UTCDateTimeAttribute(attr_name="CreationTimestamp", default=utcnow)
+
+
+class ModelItem(Model):
+    """A model version of a project, with its life cycle, performance and tags."""
+
+    class Meta:
+        table_name = _settings.models_table
+        region = _settings.region
+
+    project_name = UnicodeAttribute(hash_key=True, attr_name="ProjectName")
+    model_version = NumberAttribute(range_key=True, attr_name="ModelVersion")
+    model_arn = UnicodeAttribute(attr_name="ModelArn")
+    status = UnicodeAttribute(attr_name="Status")
+    status_message = UnicodeAttribute(attr_name="StatusMessage", null=True)
+    description = UnicodeAttribute(attr_name="Description", null=True)
+    created_at = UTCDateTimeAttribute(attr_name="CreationTimestamp", default=utcnow)
+    details = JSONAttribute(attr_name="Details", null=True)  # Performance, OutputConfig, artifacts...
+    tags = MapAttribute[str, str](attr_name="Tags", default=dict)
+    version = VersionAttribute(attr_name="Version")
+
+
+ALL_TABLES: tuple[type[Model], ...] = (ProjectItem, DatasetItem, DatasetEntryItem, ModelItem)
