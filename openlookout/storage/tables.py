@@ -64,22 +64,29 @@ class DatasetItem(Model):
     updated_at = UTCDateTimeAttribute(attr_name="LastUpdatedTimestamp", default=utcnow)
     image_stats = ImageStats(attr_name="ImageStats", default=ImageStats)
     execution_arn = UnicodeAttribute(attr_name="ExecutionArn", null=True)
+    # Entries live under a generation; an import writes a new one and the commit switches to it,
+    # so a failed import or update leaves the current generation exactly as it was.
+    generation = UnicodeAttribute(attr_name="Generation", null=True)
+    pending_generation = UnicodeAttribute(attr_name="PendingGeneration", null=True)
+    images_bucket = UnicodeAttribute(attr_name="ImagesBucket", null=True)  # L4V: one bucket per dataset
     version = VersionAttribute(attr_name="Version")
 
 
 class DatasetEntryItem(Model):
-    """One JSON Lines entry of a dataset, keyed by its image (source-ref)."""
+    """One JSON Lines entry of a dataset generation, keyed by its image (source-ref)."""
 
     class Meta:
         table_name = _settings.dataset_entries_table
         region = _settings.region
 
-    dataset_key = UnicodeAttribute(hash_key=True, attr_name="DatasetKey")  # "<project>/<train|test>"
+    dataset_key = UnicodeAttribute(hash_key=True, attr_name="DatasetKey")  # "<project>/<type>#<generation>"
     source_ref = UnicodeAttribute(range_key=True, attr_name="SourceRef")
     entry = UnicodeAttribute(attr_name="Entry")
     labeled = BooleanAttribute(attr_name="Labeled", default=False)
     anomaly_class = UnicodeAttribute(attr_name="AnomalyClass", null=True)
     created_at = UTCDateTimeAttribute(attr_name="CreationTimestamp", default=utcnow)
+    width = NumberAttribute(attr_name="Width", null=True)
+    height = NumberAttribute(attr_name="Height", null=True)
 
 
 class ModelItem(Model):
