@@ -108,10 +108,13 @@ def api_operation(operation_name: str) -> Callable[[ServiceCall], LambdaHandler]
     def decorate(call: ServiceCall) -> LambdaHandler:
         @wraps(call)
         def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-            request_id = (event.get("requestContext") or {}).get("requestId") or getattr(
-                context, "aws_request_id", None
-            ) or str(uuid.uuid4())
+            request_id = (
+                (event.get("requestContext") or {}).get("requestId")
+                or getattr(context, "aws_request_id", None)
+                or str(uuid.uuid4())
+            )
             logger.append_keys(operation=operation_name, request_id=request_id)
+            token: str | None = None
             try:
                 params = parse_request(operation, event)
 
@@ -131,11 +134,11 @@ def api_operation(operation_name: str) -> Callable[[ServiceCall], LambdaHandler]
                 logger.info("request refused", extra={"status": error.status_code, "error": error.code})
                 return error_response(error, request_id)
             except IdempotencyValidationError:
-                error = ValidationException(
+                mismatch = ValidationException(
                     f"The ClientToken {token} was already used with different parameters "
                     f"for {operation_name} within the last 8 hours."
                 )
-                return error_response(error, request_id)
+                return error_response(mismatch, request_id)
             except IdempotencyAlreadyInProgressError:
                 conflict = ConflictException(
                     f"A request with ClientToken {token} is still in progress.", str(token), _resource(params)

@@ -185,7 +185,9 @@ def _describe(value: Any) -> str:
 def _validate_structure(shape: StructureShape, value: dict[str, Any], errors: list[str], path: str) -> None:
     for name in shape.required_members:
         if value.get(name) is None:
-            errors.append(f"Value null at '{path}{name}' failed to satisfy constraint: Member must not be null")
+            errors.append(
+                f"Value null at '{path}{name}' failed to satisfy constraint: Member must not be null"
+            )
     for name, member in shape.members.items():
         if value.get(name) is not None:
             _validate_value(member, value[name], errors, f"{path}{name}")
@@ -247,7 +249,7 @@ def serialize_output(operation: OperationModel, output: Mapping[str, Any]) -> di
     shape = operation.output_shape
     if shape is None:
         return {}
-    return _to_json(shape, output)  # type: ignore[no-any-return]
+    return _to_json(shape, output)
 
 
 def _to_json(shape: Shape, value: Any) -> Any:

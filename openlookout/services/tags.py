@@ -39,7 +39,7 @@ def _save_tags(resource_arn: str, change: Any) -> None:
         item = _model_for(resource_arn)
         tags = dict(item.tags.as_dict() if hasattr(item.tags, "as_dict") else item.tags or {})
         change(tags)
-        item.tags = tags  # type: ignore[assignment]
+        item.tags = tags
         try:
             item.save()  # VersionAttribute makes this conditional
             return

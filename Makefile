@@ -1,0 +1,91 @@
+# OpenLookout: `make demo` runs the main job, `make test` runs everything CI runs.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV := .venv
+SAM_VENV := .venv-sam
+PY := $(VENV)/bin/python
+PIP_QUIET := 2>&1 | grep -v -e "is ignored: it is neither" -e "^$$" || true
+PY312 := .tools/py312/python3.12
+SAM_ENV := PATH=$(CURDIR)/.tools/py312:$(CURDIR)/$(SAM_VENV)/bin:$$PATH SAM_CLI_TELEMETRY=0
+DATA ?= ../shared/datasets/mvtec-bottle
+PORT ?= 3000
+
+.PHONY: help install demo serve test lint typecheck template test-python integration bench clean
+
+help:
+	@echo "make install      create .venv (openlookout, torch CPU, test tools), node_modules, SAM CLI"
+	@echo "make demo         start the local service and run the boto3 walkthrough against it"
+	@echo "make serve        run 'openlookout serve' on 127.0.0.1:$(PORT) (data in ./.openlookout)"
+	@echo "make test         lint, type-check, validate and build the template, run all tests"
+	@echo "make integration  run the contract tests against a deployed stack (OPENLOOKOUT_ENDPOINT)"
+	@echo "make bench        engine benchmark on DATA=$(DATA)"
+
+# ------------------------------------------------------------------ installation
+$(VENV)/.installed: pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip $(PIP_QUIET)
+	# torch first and pinned: the CPU build; a bare `torch` would resolve a multi-GB CUDA build.
+	$(VENV)/bin/pip install -q torch==2.13.0 $(PIP_QUIET)
+	$(VENV)/bin/pip install -q -e '.[train,local,dev]' onnxscript $(PIP_QUIET)
+	$(PY) -c "import openlookout, torch, onnxruntime, moto, boto3; boto3.client('lookoutvision', region_name='us-east-1')"
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	@command -v node >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs npm; }
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(SAM_VENV)/.installed:
+	test -d $(SAM_VENV) || $(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install -q aws-sam-cli $(PIP_QUIET)
+	$(SAM_VENV)/bin/sam --version
+	touch $@
+
+# The Lambda runtime is python3.12; `sam build` needs that interpreter on PATH (pyenv ships it).
+$(PY312):
+	mkdir -p $(dir $@)
+	ln -sf "$$(pyenv prefix 3.12.1 2>/dev/null || dirname $$(dirname $$(command -v python3.12)))/bin/python3.12" $@
+	$@ --version
+
+java-runtime:
+	@command -v java >/dev/null || { apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless; }
+
+install: $(VENV)/.installed node_modules/.installed $(SAM_VENV)/.installed $(PY312) java-runtime
+
+# ------------------------------------------------------------------ running
+demo: $(VENV)/.installed node_modules/.installed java-runtime
+	$(PY) examples/walkthrough.py --start-service
+
+serve: $(VENV)/.installed node_modules/.installed java-runtime
+	$(VENV)/bin/openlookout serve --port $(PORT) --data-dir .openlookout
+
+# ------------------------------------------------------------------ checks
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check openlookout
+
+typecheck: $(VENV)/.installed
+	$(VENV)/bin/mypy
+
+template: install
+	$(VENV)/bin/cfn-lint template.yaml
+	$(SAM_ENV) sam validate --lint
+	for f in statemachines/*.asl.json; do [ -e "$$f" ] || continue; npx --no-install asl-validator --json-path "$$f" || exit 1; done
+	$(SAM_ENV) sam build --parallel $(SAM_BUILD_FLAGS)
+
+test-python: install
+	$(PY) -m pytest -m "not slow and not integration" -p no:cacheprovider $(PYTEST_ARGS)
+
+test: lint typecheck template test-python
+
+integration: install
+	$(PY) -m pytest tests/integration -m integration $(PYTEST_ARGS)
+
+bench: $(VENV)/.installed
+	$(PY) bench/engine.py --data $(DATA)
+
+clean:
+	rm -rf .aws-sam .mypy_cache .ruff_cache .pytest_cache build

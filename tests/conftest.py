@@ -1,0 +1,26 @@
+"""Test-wide environment: set before any `openlookout` module reads it at import time."""
+
+import os
+
+_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "ACCOUNT_ID": "123456789012",
+    "PROJECTS_TABLE": "ProjectsTable",
+    "DATASETS_TABLE": "DatasetsTable",
+    "DATASET_ENTRIES_TABLE": "DatasetEntriesTable",
+    "MODELS_TABLE": "ModelsTable",
+    "IDEMPOTENCY_TABLE": "IdempotencyTable",
+    "ARTIFACTS_BUCKET": "openlookout-artifacts",
+    "PAGINATION_TOKEN_SECRET": "unit-test-secret",
+    "POWERTOOLS_METRICS_NAMESPACE": "AWS/LookoutVision",
+    "POWERTOOLS_SERVICE_NAME": "openlookout",
+}
+for _key, _value in _ENV.items():
+    os.environ.setdefault(_key, _value)
+# Tests must never reach a real AWS account or a developer's local endpoint by accident.
+for _key in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_S3"):
+    os.environ.pop(_key, None)

@@ -1,0 +1,142 @@
+"""Handlers called as API Gateway would call them, against moto's DynamoDB and S3.
+
+Requests are serialized by botocore's own rest-json serializer and responses parsed by its
+own parser, so these tests see exactly what a boto3 user would. moto stands in for DynamoDB
+here because these tests call handlers in-process without any server; the contract tests
+run the same operations against DynamoDB Local through `openlookout serve`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import uuid
+from collections.abc import Iterator
+from types import ModuleType
+from typing import Any
+
+import boto3
+import botocore.parsers
+import botocore.serialize
+import pytest
+from botocore.awsrequest import prepare_request_dict
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+from openlookout.api.model import operation_model, routes, service_model
+from tests.template_support import ROOT, api_routes, resources
+
+_modules: dict[str, ModuleType] = {}
+
+
+def _handler_module(operation: str) -> ModuleType:
+    if operation not in _modules:
+        code_uri = resources("AWS::Serverless::Function")[f"{operation}Function"]["Properties"]["CodeUri"]
+        path = ROOT / code_uri / "app.py"
+        spec = importlib.util.spec_from_file_location(f"handler_{operation}", path)
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        _modules[operation] = module
+    return _modules[operation]
+
+
+def _path_parameters(template_path: str, actual: str) -> dict[str, str]:
+    for route in routes():
+        if route.path == template_path:
+            match = route.regex.match(actual)
+            assert match, (template_path, actual)
+            return match.groupdict()
+    raise AssertionError(template_path)
+
+
+class Caller:
+    """Invokes an operation's handler with a botocore-serialized request."""
+
+    def __init__(self) -> None:
+        self._serializer = botocore.serialize.create_serializer("rest-json", include_validation=True)
+        self._parser = botocore.parsers.create_parser("rest-json")
+
+    def event_for(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        model = operation_model(operation)
+        request = self._serializer.serialize_to_request(params, model)
+        prepare_request_dict(request, endpoint_url="https://example.com")
+        path = request["url_path"]
+        body = request["body"]
+        if isinstance(body, dict):  # no body members
+            body = b""
+        if isinstance(body, str):
+            body = body.encode()
+        query = request["query_string"] or {}
+        multi = {k: v if isinstance(v, list) else [v] for k, v in query.items()}
+        template_path = model.http["requestUri"]
+        return {
+            "resource": template_path,
+            "path": path.split("?")[0],
+            "httpMethod": model.http["method"],
+            "headers": {k: str(v) for k, v in request["headers"].items()},
+            "queryStringParameters": {k: v[-1] for k, v in multi.items()} or None,
+            "multiValueQueryStringParameters": multi or None,
+            "pathParameters": _path_parameters(template_path, path.split("?")[0]) or None,
+            "requestContext": {"requestId": str(uuid.uuid4())},
+            "body": body.decode("utf-8") if body else None,
+            "isBase64Encoded": False,
+        }
+
+    def raw(self, operation: str, event: dict[str, Any]) -> dict[str, Any]:
+        return _handler_module(operation).lambda_handler(event, None)  # type: ignore[no-any-return]
+
+    def __call__(self, operation: str, **params: Any) -> dict[str, Any]:
+        response = self.raw(operation, self.event_for(operation, params))
+        return self.parse(operation, response)
+
+    def parse(self, operation: str, response: dict[str, Any]) -> dict[str, Any]:
+        http = {
+            "status_code": response["statusCode"],
+            "headers": response["headers"],
+            "body": response["body"].encode("utf-8"),
+        }
+        model = operation_model(operation)
+        if response["statusCode"] >= 300:
+            parsed = self._parser.parse(http, model.output_shape)
+            # As botocore.endpoint does: a modelled error's members land at the top level.
+            error_shape = service_model().shape_for_error_code(parsed["Error"]["Code"])
+            if error_shape is not None:
+                parsed.update(self._parser.parse(http, error_shape))
+            raise ClientError(parsed, operation)
+        return self._parser.parse(http, model.output_shape)  # type: ignore[no-any-return]
+
+
+def create_template_tables() -> None:
+    client = boto3.client("dynamodb")
+    for logical_id, table in resources("AWS::DynamoDB::Table").items():
+        props = table["Properties"]
+        kwargs: dict[str, Any] = {
+            "TableName": logical_id,
+            "KeySchema": props["KeySchema"],
+            "AttributeDefinitions": props["AttributeDefinitions"],
+            "BillingMode": "PAY_PER_REQUEST",
+        }
+        if props.get("GlobalSecondaryIndexes"):
+            kwargs["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+        client.create_table(**kwargs)
+
+
+@pytest.fixture
+def aws() -> Iterator[None]:
+    with mock_aws():
+        create_template_tables()
+        boto3.client("s3").create_bucket(Bucket="openlookout-artifacts")
+        yield
+
+
+@pytest.fixture
+def call(aws: None) -> Caller:
+    return Caller()
+
+
+def error_code(excinfo: pytest.ExceptionInfo[ClientError]) -> str:
+    return excinfo.value.response["Error"]["Code"]
+
+
+__all__ = ["Caller", "api_routes", "error_code", "json"]
