@@ -22,6 +22,7 @@ import pytest
 from botocore.awsrequest import prepare_request_dict
 from botocore.exceptions import ClientError
 from moto import mock_aws
+from urllib3 import HTTPHeaderDict
 
 from openlookout.api.model import operation_model, routes, service_model
 from tests.template_support import ROOT, api_routes, resources
@@ -93,7 +94,7 @@ class Caller:
     def parse(self, operation: str, response: dict[str, Any]) -> dict[str, Any]:
         http = {
             "status_code": response["statusCode"],
-            "headers": response["headers"],
+            "headers": HTTPHeaderDict(response["headers"]),
             "body": response["body"].encode("utf-8"),
         }
         model = operation_model(operation)
