@@ -1,0 +1,345 @@
+"""Datasets: create, describe, list and update entries, delete.
+
+A dataset's entries live under a generation (DatasetEntryItem key "<project>/<type>#<generation>").
+Imports and updates run in the dataset state machine (statemachines/dataset_import.asl.json), which
+writes a new generation and switches the dataset to it in one conditional write, so readers see the
+old content until the commit, and a failed import or update leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from enum import StrEnum
+from functools import cache
+from typing import Any
+
+import boto3
+from pynamodb.exceptions import DeleteError, PutError, UpdateError
+
+from openlookout.api.errors import ConflictException, ResourceNotFoundException, ResourceType
+from openlookout.api.pagination import decode_token, encode_token, page_size
+from openlookout.services.projects import get_project
+from openlookout.settings import settings
+from openlookout.storage import s3
+from openlookout.storage.conditions import lost_condition
+from openlookout.storage.tables import DatasetEntryItem, DatasetItem, ImageStats, utcnow
+
+STATE_MACHINE_ENV = "DATASET_STATE_MACHINE_ARN"
+MAX_IMAGES = {"train": 16_000, "test": 4_000}  # L4V's limits per dataset type
+
+
+class DatasetStatus(StrEnum):
+    CREATE_IN_PROGRESS = "CREATE_IN_PROGRESS"
+    CREATE_COMPLETE = "CREATE_COMPLETE"
+    CREATE_FAILED = "CREATE_FAILED"
+    UPDATE_IN_PROGRESS = "UPDATE_IN_PROGRESS"
+    UPDATE_COMPLETE = "UPDATE_COMPLETE"
+    UPDATE_FAILED_ROLLBACK_IN_PROGRESS = "UPDATE_FAILED_ROLLBACK_IN_PROGRESS"
+    UPDATE_FAILED_ROLLBACK_COMPLETE = "UPDATE_FAILED_ROLLBACK_COMPLETE"
+
+
+IN_PROGRESS = frozenset(
+    {
+        DatasetStatus.CREATE_IN_PROGRESS,
+        DatasetStatus.UPDATE_IN_PROGRESS,
+        DatasetStatus.UPDATE_FAILED_ROLLBACK_IN_PROGRESS,
+    }
+)
+UPDATABLE = frozenset(
+    {
+        DatasetStatus.CREATE_COMPLETE,
+        DatasetStatus.UPDATE_COMPLETE,
+        DatasetStatus.UPDATE_FAILED_ROLLBACK_COMPLETE,
+    }
+)
+
+MESSAGES = {
+    DatasetStatus.CREATE_IN_PROGRESS: "The dataset is creating.",
+    DatasetStatus.CREATE_COMPLETE: "The dataset was created successfully.",
+    DatasetStatus.UPDATE_IN_PROGRESS: "The dataset is updating.",
+    DatasetStatus.UPDATE_COMPLETE: "The dataset was updated successfully.",
+}
+
+
+class Operation(StrEnum):
+    CREATE = "CREATE"
+    UPDATE = "UPDATE"
+    DELETE = "DELETE"
+
+
+def entries_key(project_name: str, dataset_type: str, generation: str) -> str:
+    return f"{project_name}/{dataset_type}#{generation}"
+
+
+def staging_prefix(project_name: str, dataset_type: str, generation: str) -> str:
+    return f"staging/datasets/{project_name}/{dataset_type}/{generation}/"
+
+
+def new_generation() -> str:
+    # Time-ordered, so generations sort by age in the table and in S3; random, so they never collide.
+    return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(4)}"
+
+
+def dataset_id(project_name: str, dataset_type: str) -> str:
+    return f"{project_name}/{dataset_type}"
+
+
+def _not_found(project_name: str, dataset_type: str) -> ResourceNotFoundException:
+    return ResourceNotFoundException(
+        f"The {dataset_type} dataset of project {project_name} does not exist.",
+        dataset_id(project_name, dataset_type),
+        ResourceType.DATASET,
+    )
+
+
+def _busy(item: DatasetItem) -> ConflictException:
+    return ConflictException(
+        f"The {item.dataset_type} dataset of project {item.project_name} is {item.status}; "
+        "wait until the current operation finishes.",
+        dataset_id(item.project_name, item.dataset_type),
+        ResourceType.DATASET,
+    )
+
+
+def get_dataset(project_name: str, dataset_type: str) -> DatasetItem:
+    try:
+        return DatasetItem.get(project_name, dataset_type, consistent_read=True)
+    except DatasetItem.DoesNotExist:
+        get_project(project_name)  # a missing project is reported as such
+        raise _not_found(project_name, dataset_type) from None
+
+
+# ------------------------------------------------------------------ workflow start
+
+
+@cache
+def _stepfunctions() -> Any:
+    return boto3.client("stepfunctions")
+
+
+def start_workflow(payload: Mapping[str, Any]) -> str:
+    """Starts the dataset state machine; returns the execution ARN. Tests replace this function."""
+    name = f"{payload['Operation']}-{payload['ProjectName']}-{payload['DatasetType']}-{payload['Generation']}"
+    response = _stepfunctions().start_execution(
+        stateMachineArn=os.environ[STATE_MACHINE_ENV], name=name[-80:], input=json.dumps(payload)
+    )
+    return str(response["executionArn"])
+
+
+def workflow_input(
+    operation: Operation, item: DatasetItem, generation: str, source: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    return {
+        "Operation": str(operation),
+        "ProjectName": item.project_name,
+        "DatasetType": item.dataset_type,
+        "Generation": generation,
+        "Source": dict(source) if source else None,
+    }
+
+
+# ------------------------------------------------------------------ operations
+
+
+def _metadata(item: DatasetItem) -> dict[str, Any]:
+    return {
+        "DatasetType": item.dataset_type,
+        "CreationTimestamp": item.created_at,
+        "Status": item.status,
+        "StatusMessage": item.status_message,
+    }
+
+
+def create_dataset(
+    project_name: str, dataset_type: str, dataset_source: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    get_project(project_name)
+    manifest = ((dataset_source or {}).get("GroundTruthManifest") or {}).get("S3Object")
+    generation = new_generation()
+    if manifest:
+        status, pending, current = DatasetStatus.CREATE_IN_PROGRESS, generation, None
+    else:  # no source: an empty dataset, complete at once (L4V does the same)
+        status, pending, current = DatasetStatus.CREATE_COMPLETE, None, generation
+    item = DatasetItem(
+        project_name,
+        dataset_type,
+        status=str(status),
+        status_message=MESSAGES[status],
+        generation=current,
+        pending_generation=pending,
+    )
+    try:
+        item.save(condition=DatasetItem.dataset_type.does_not_exist())
+    except PutError as error:
+        if lost_condition(error):
+            raise ConflictException(
+                f"The {dataset_type} dataset of project {project_name} already exists.",
+                dataset_id(project_name, dataset_type),
+                ResourceType.DATASET,
+            ) from None
+        raise
+    if manifest:
+        source = {key: manifest.get(key) for key in ("Bucket", "Key", "VersionId")}
+        try:
+            execution_arn = start_workflow(workflow_input(Operation.CREATE, item, generation, source))
+        except Exception:
+            item.delete()  # nothing will ever finish this dataset; let the caller retry
+            raise
+        _record_execution(item, execution_arn)
+    return {"DatasetMetadata": _metadata(item)}
+
+
+def describe_dataset(project_name: str, dataset_type: str) -> dict[str, Any]:
+    item = get_dataset(project_name, dataset_type)
+    stats = item.image_stats
+    return {
+        "DatasetDescription": {
+            "ProjectName": item.project_name,
+            "DatasetType": item.dataset_type,
+            "CreationTimestamp": item.created_at,
+            "LastUpdatedTimestamp": item.updated_at,
+            "Status": item.status,
+            "StatusMessage": item.status_message,
+            "ImageStats": {
+                "Total": int(stats.total),
+                "Labeled": int(stats.labeled),
+                "Normal": int(stats.normal),
+                "Anomaly": int(stats.anomaly),
+            },
+        }
+    }
+
+
+def delete_dataset(project_name: str, dataset_type: str) -> dict[str, Any]:
+    item = get_dataset(project_name, dataset_type)
+    if item.status in IN_PROGRESS:
+        raise _busy(item)
+    try:
+        item.delete()  # VersionAttribute: fails if an operation started since we read it
+    except DeleteError as error:
+        if lost_condition(error):
+            raise _busy(get_dataset(project_name, dataset_type)) from None
+        raise
+    # The entries go asynchronously: a new dataset of this type gets a new generation anyway.
+    for generation in {item.generation, item.pending_generation} - {None}:
+        start_workflow(workflow_input(Operation.DELETE, item, str(generation), None))
+    return {}
+
+
+def _record_execution(item: DatasetItem, execution_arn: str) -> None:
+    # The execution may already have moved the dataset on: no version check, and never re-create it.
+    try:
+        item.update(
+            actions=[DatasetItem.execution_arn.set(execution_arn)],
+            condition=DatasetItem.dataset_type.exists(),
+            add_version_condition=False,
+        )
+    except UpdateError as error:
+        if not lost_condition(error):
+            raise
+
+
+def update_dataset_entries(project_name: str, dataset_type: str, changes: bytes) -> dict[str, Any]:
+    item = get_dataset(project_name, dataset_type)
+    if item.status in IN_PROGRESS:
+        raise _busy(item)
+    if item.status not in UPDATABLE:
+        raise ConflictException(
+            f"The {dataset_type} dataset of project {project_name} is {item.status}; "
+            "delete it and create it again.",
+            dataset_id(project_name, dataset_type),
+            ResourceType.DATASET,
+        )
+    generation = new_generation()
+    bucket = settings().artifacts_bucket
+    changes_key = staging_prefix(project_name, dataset_type, generation) + "changes.jsonl"
+    s3.put_text(bucket, changes_key, changes)  # Changes can be 10 MiB; a state machine input only 256 KB
+    try:
+        item.update(
+            actions=[
+                DatasetItem.status.set(str(DatasetStatus.UPDATE_IN_PROGRESS)),
+                DatasetItem.status_message.set(MESSAGES[DatasetStatus.UPDATE_IN_PROGRESS]),
+                DatasetItem.pending_generation.set(generation),
+                DatasetItem.updated_at.set(utcnow()),
+            ]
+        )
+    except UpdateError as error:
+        s3.delete_prefix(bucket, staging_prefix(project_name, dataset_type, generation))
+        if lost_condition(error):
+            raise _busy(get_dataset(project_name, dataset_type)) from None
+        raise
+    source = {"Bucket": bucket, "Key": changes_key}
+    try:
+        execution_arn = start_workflow(workflow_input(Operation.UPDATE, item, generation, source))
+    except Exception:
+        item.update(
+            actions=[
+                DatasetItem.status.set(str(DatasetStatus.UPDATE_FAILED_ROLLBACK_COMPLETE)),
+                DatasetItem.status_message.set("The update could not be started; the dataset is unchanged."),
+                DatasetItem.pending_generation.remove(),
+            ]
+        )
+        raise
+    _record_execution(item, execution_arn)
+    return {"Status": str(DatasetStatus.UPDATE_IN_PROGRESS)}
+
+
+def list_dataset_entries(
+    project_name: str,
+    dataset_type: str,
+    labeled: bool | None = None,
+    anomaly_class: str | None = None,
+    created_before: datetime | None = None,
+    created_after: datetime | None = None,
+    source_ref_contains: str | None = None,
+    next_token: str | None = None,
+    max_results: int | None = None,
+) -> dict[str, Any]:
+    item = get_dataset(project_name, dataset_type)
+    filters = {
+        "labeled": labeled,
+        "anomalyClass": anomaly_class,
+        "createdBefore": created_before.isoformat() if created_before else None,
+        "createdAfter": created_after.isoformat() if created_after else None,
+        "sourceRefContains": source_ref_contains,
+    }
+    # The token is bound to the dataset and the filters: reusing it with other ones is a ValidationException.
+    scope = "ListDatasetEntries:" + json.dumps([project_name, dataset_type, filters], sort_keys=True)
+    after = str(decode_token(scope, next_token)["after"]) if next_token else None
+    limit = page_size(max_results)
+    if item.generation is None:  # still being created
+        return {"DatasetEntries": []}
+
+    condition = None
+    for clause in (
+        DatasetEntryItem.labeled == labeled if labeled is not None else None,
+        DatasetEntryItem.anomaly_class == anomaly_class if anomaly_class else None,
+        DatasetEntryItem.created_at < created_before if created_before else None,
+        DatasetEntryItem.created_at > created_after if created_after else None,
+        DatasetEntryItem.source_ref.contains(source_ref_contains) if source_ref_contains else None,
+    ):
+        if clause is not None:
+            condition = clause if condition is None else condition & clause
+    key = entries_key(project_name, dataset_type, item.generation)
+    start = {"DatasetKey": {"S": key}, "SourceRef": {"S": after}} if after else None
+    page: list[DatasetEntryItem] = []
+    # DynamoDB applies filters after its own page limit, so read on until one more than asked is found.
+    for entry in DatasetEntryItem.query(
+        key, filter_condition=condition, last_evaluated_key=start, consistent_read=True
+    ):
+        page.append(entry)
+        if len(page) > limit:
+            break
+    result: dict[str, Any] = {"DatasetEntries": [entry.entry for entry in page[:limit]]}
+    if len(page) > limit:
+        result["NextToken"] = encode_token(scope, {"after": page[limit - 1].source_ref})
+    return result
+
+
+def empty_stats() -> ImageStats:
+    return ImageStats(total=0, labeled=0, normal=0, anomaly=0)

@@ -1,0 +1,377 @@
+"""The steps of the dataset state machine (statemachines/dataset_import.asl.json).
+
+    Prepare -> [CopyEntries loop, updates only] -> CheckChunks (Map) -> Commit -> PurgePrevious
+       \\______________________ any failure or error ______________________/
+                                       v
+                          MarkFailed -> PurgeFailed -> FinishFailure -> Fail
+
+Prepare reads the manifest (or the staged Changes) once, checks every line's syntax and splits
+the lines into chunks in S3. Each chunk checks its images in S3 and writes its entries under the new
+generation. Commit switches the dataset to the new generation in one conditional write. Steps that
+could run long (copying, purging) stop well before the Lambda timeout and are looped by the
+state machine with a cursor. Validation problems are returned, never raised: only the first
+failing line (by line number) becomes the StatusMessage, whichever chunk found it first.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from pynamodb.exceptions import UpdateError
+
+from openlookout.services.datasets import (
+    MAX_IMAGES,
+    MESSAGES,
+    DatasetStatus,
+    Operation,
+    entries_key,
+    staging_prefix,
+)
+from openlookout.services.image_checks import ImageInfo, ImageRuleError, NeedMoreBytes, inspect_header
+from openlookout.services.manifests import ManifestEntry, ManifestLineError, numbered_lines, parse_line
+from openlookout.settings import settings
+from openlookout.storage import s3
+from openlookout.storage.conditions import lost_condition
+from openlookout.storage.tables import DatasetEntryItem, DatasetItem, ImageStats, utcnow
+
+logger = Logger(service="openlookout")
+
+CHUNK_LINES = 250  # ~16 s of image checks in the worst local case, well under a second in AWS
+CHECK_THREADS = 16  # image checks are S3 round trips: overlap them
+SAFETY_SECONDS = 20.0  # looping steps stop this long before their Lambda timeout
+
+
+State = Mapping[str, Any]
+
+
+def seconds_left(context: Any, default: float = 300.0) -> float:
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    return remaining() / 1000.0 if callable(remaining) else default
+
+
+def _label(state: State) -> str:
+    return "Manifest" if state["Operation"] == Operation.CREATE else "Changes"
+
+
+def _source_uri(state: State) -> str:
+    source = state["Source"]
+    return f"s3://{source['Bucket']}/{source['Key']}"
+
+
+# ------------------------------------------------------------------ Prepare
+
+
+def prepare(state: State) -> dict[str, Any]:
+    """Parses every line; returns {"Ok": true, "Chunks": [...]} or {"Ok": false, "Message": ...}."""
+    project, dataset_type, generation = state["ProjectName"], state["DatasetType"], state["Generation"]
+    source, label = state["Source"], _label(state)
+    limit = MAX_IMAGES[dataset_type]
+    images_bucket: str | None = None
+    if state["Operation"] == Operation.UPDATE:
+        images_bucket = DatasetItem.get(project, dataset_type, consistent_read=True).images_bucket
+    lines: dict[str, tuple[int, str]] = {}
+    try:
+        stream = s3.stream_object(source["Bucket"], source["Key"], source.get("VersionId"))
+        for number, text in numbered_lines(stream):
+            entry = parse_line(number, text)
+            if images_bucket is None:
+                images_bucket = entry.image.bucket
+            elif entry.image.bucket != images_bucket:
+                raise ManifestLineError(
+                    number,
+                    f"the image {entry.source_ref} is not in the bucket {images_bucket} of the dataset's "
+                    "other images; all images of a dataset must be in one bucket.",
+                )
+            # A source-ref given twice: the later line wins, as UpdateDatasetEntries replaces by source-ref.
+            lines.pop(entry.source_ref, None)
+            lines[entry.source_ref] = (number, entry.entry)
+            if len(lines) > limit:
+                return _refused(
+                    f"{label} line {number}: the {label.lower()} has more than {limit:,} images; "
+                    f"a {dataset_type} dataset can have at most {limit:,}."
+                )
+    except s3.ObjectUnavailable as error:
+        what = "manifest" if label == "Manifest" else "staged changes"
+        return _refused(f"The {what} {error.reason}.".replace(f"{what} s3://", f"{what} s3://", 1))
+    except ManifestLineError as error:
+        return _refused(f"{label} line {error.line_number}: {error.reason}")
+    if not lines:
+        return _refused(f"The {label.lower()} {_source_uri(state)} has no JSON lines.")
+
+    bucket, prefix = settings().artifacts_bucket, staging_prefix(project, dataset_type, generation)
+    ordered = sorted(lines.values())
+    chunks = []
+    for index, start in enumerate(range(0, len(ordered), CHUNK_LINES)):
+        key = f"{prefix}chunk-{index:05d}.jsonl"
+        part = ordered[start : start + CHUNK_LINES]
+        body = "\n".join(json.dumps({"Line": number, "Entry": text}) for number, text in part)
+        s3.put_text(bucket, key, body)
+        chunks.append(
+            {
+                "ProjectName": project,
+                "DatasetType": dataset_type,
+                "Generation": generation,
+                "Operation": state["Operation"],
+                "ChunkKey": key,
+            }
+        )
+    logger.info("manifest prepared", extra={"lines": len(ordered), "chunks": len(chunks)})
+    return {"Ok": True, "Chunks": chunks, "ImagesBucket": images_bucket, "Images": len(ordered)}
+
+
+def _refused(message: str) -> dict[str, Any]:
+    logger.info("manifest refused", extra={"reason": message})
+    return {"Ok": False, "Message": message}
+
+
+# ------------------------------------------------------------------ CheckChunk (Map iteration)
+
+
+def check_chunk(chunk: State) -> dict[str, Any]:
+    """Checks the chunk's images and masks; writes its entries only when all are valid."""
+    text = s3.get_text(settings().artifacts_bucket, chunk["ChunkKey"])
+    lines = [json.loads(raw) for raw in text.splitlines()]
+    entries = [parse_line(line["Line"], line["Entry"]) for line in lines]
+    with ThreadPoolExecutor(max_workers=CHECK_THREADS) as pool:
+        outcomes = list(pool.map(_checked, entries))
+    failures = [outcome for outcome in outcomes if isinstance(outcome, ManifestLineError)]
+    if failures:
+        first = min(failures, key=lambda failure: failure.line_number)
+        return {
+            "Entries": 0,
+            "FailedLines": len(failures),
+            "Failure": {"Line": first.line_number, "Reason": first.reason},
+        }
+    key = entries_key(chunk["ProjectName"], chunk["DatasetType"], chunk["Generation"])
+    now = utcnow()
+    with DatasetEntryItem.batch_write() as batch:
+        for entry, info in zip(entries, outcomes, strict=True):
+            assert isinstance(info, ImageInfo)
+            batch.save(
+                DatasetEntryItem(
+                    key,
+                    entry.source_ref,
+                    entry=entry.entry,
+                    labeled=entry.labeled,
+                    anomaly_class=entry.anomaly_class,
+                    created_at=now,
+                    width=info.width,
+                    height=info.height,
+                )
+            )
+    return {"Entries": len(entries), "FailedLines": 0, "Failure": None}
+
+
+def _checked(entry: ManifestEntry) -> ImageInfo | ManifestLineError:
+    try:
+        image = _inspect(entry, entry.image.bucket, entry.image.key, "image", ("PNG", "JPEG"))
+        for mask in entry.masks:
+            info = _inspect(entry, mask.location.bucket, mask.location.key, "mask", ("PNG",))
+            if (info.width, info.height) != (image.width, image.height):
+                raise ManifestLineError(
+                    entry.line_number,
+                    f"the mask {mask.location.uri} is {info.width}x{info.height} pixels, but its image "
+                    f"is {image.width}x{image.height}.",
+                )
+        return image
+    except ManifestLineError as error:
+        return error
+
+
+def _inspect(entry: ManifestEntry, bucket: str, key: str, what: str, formats: tuple[str, ...]) -> ImageInfo:
+    uri = f"s3://{bucket}/{key}"
+    try:
+        head = s3.read_head(bucket, key)
+        try:
+            return inspect_header(head.data, head.size, formats)
+        except NeedMoreBytes:  # a JPEG with a long EXIF/ICC prefix: read it whole (at most 8 MB)
+            return inspect_header(s3.read_object(bucket, key), head.size, formats)
+    except s3.ObjectUnavailable as error:
+        raise ManifestLineError(entry.line_number, f"the {what} {error.reason}.") from None
+    except ImageRuleError as error:
+        raise ManifestLineError(entry.line_number, f"the {what} {uri} {error}.") from None
+
+
+# ------------------------------------------------------------------ CopyEntries (updates)
+
+
+def copy_entries(state: State, seconds_left: float) -> dict[str, Any]:
+    """Copies the current generation into the new one, from the cursor on, until time runs short.
+
+    The update's own lines are written after this, so a line with a known source-ref replaces it.
+    """
+    deadline = time.monotonic() + seconds_left - SAFETY_SECONDS
+    project, dataset_type = state["ProjectName"], state["DatasetType"]
+    current = DatasetItem.get(project, dataset_type, consistent_read=True).generation
+    cursor = (state.get("Copy") or {}).get("Cursor")
+    if current is None:
+        return {"Done": True, "Cursor": None, "Copied": 0}
+    target = entries_key(project, dataset_type, state["Generation"])
+    copied = 0
+    source_key = entries_key(project, dataset_type, current)
+    with DatasetEntryItem.batch_write() as batch:
+        for item in _entries_after(source_key, cursor):
+            item.dataset_key = target
+            batch.save(item)
+            copied += 1
+            cursor = item.source_ref
+            if copied % 500 == 0 and time.monotonic() > deadline:
+                return {"Done": False, "Cursor": cursor, "Copied": copied}
+    return {"Done": True, "Cursor": None, "Copied": copied}
+
+
+def _entries_after(key: str, after: str | None) -> Iterator[DatasetEntryItem]:
+    start = {"DatasetKey": {"S": key}, "SourceRef": {"S": after}} if after else None
+    yield from DatasetEntryItem.query(key, last_evaluated_key=start, consistent_read=True)
+
+
+# ------------------------------------------------------------------ Commit
+
+
+def commit(state: State) -> dict[str, Any]:
+    """Switches the dataset to the new generation, or reports the first failing line."""
+    label = _label(state)
+    failures = [result for result in state.get("Checked") or [] if result.get("Failure")]
+    if failures:
+        first = min((result["Failure"] for result in failures), key=lambda failure: failure["Line"])
+        others = sum(int(result.get("FailedLines", 1)) for result in failures) - 1
+        message = f"{label} line {first['Line']}: {first['Reason']}"
+        if others:
+            message += f" ({others} other line{'s' if others > 1 else ''} also failed.)"
+        return {"Ok": False, "Message": message}
+
+    project, dataset_type, generation = state["ProjectName"], state["DatasetType"], state["Generation"]
+    stats = count_entries(entries_key(project, dataset_type, generation))
+    limit = MAX_IMAGES[dataset_type]
+    if stats.total > limit:
+        return {
+            "Ok": False,
+            "Message": f"The update would give the dataset {int(stats.total):,} images; "
+            f"a {dataset_type} dataset can have at most {limit:,}.",
+        }
+    item = DatasetItem.get(project, dataset_type, consistent_read=True)
+    previous = item.generation
+    creating = state["Operation"] == Operation.CREATE
+    done = DatasetStatus.CREATE_COMPLETE if creating else DatasetStatus.UPDATE_COMPLETE
+    item.update(
+        actions=[
+            DatasetItem.generation.set(generation),
+            DatasetItem.pending_generation.remove(),
+            DatasetItem.status.set(str(done)),
+            DatasetItem.status_message.set(MESSAGES[done]),
+            DatasetItem.image_stats.set(stats),
+            DatasetItem.images_bucket.set(state["Prepared"]["ImagesBucket"]),
+            DatasetItem.updated_at.set(utcnow()),
+        ],
+        condition=DatasetItem.pending_generation == generation,
+    )
+    logger.info("dataset committed", extra={"generation": generation, "images": int(stats.total)})
+    return {"Ok": True, "PreviousGeneration": previous}
+
+
+def count_entries(key: str) -> ImageStats:
+    total = labeled = normal = anomaly = 0
+    for entry in DatasetEntryItem.query(
+        key, attributes_to_get=["Labeled", "AnomalyClass"], consistent_read=True
+    ):
+        total += 1
+        labeled += bool(entry.labeled)
+        normal += entry.anomaly_class == "normal"
+        anomaly += entry.anomaly_class == "anomaly"
+    return ImageStats(total=total, labeled=labeled, normal=normal, anomaly=anomaly)
+
+
+# ------------------------------------------------------------------ failure path
+
+
+def failure_message(state: State) -> str:
+    for step in ("Committed", "Prepared"):
+        result = state.get(step) or {}
+        if result.get("Ok") is False and result.get("Message"):
+            return str(result["Message"])
+    error = state.get("Error") or {}
+    cause = error.get("Cause") or ""
+    try:
+        detail = json.loads(cause).get("errorMessage") or cause
+    except (ValueError, AttributeError):
+        detail = cause
+    return f"An internal error stopped the operation ({error.get('Error', 'unknown')}: {detail}). Try again."[
+        :1000
+    ]
+
+
+def mark_failed(state: State) -> dict[str, Any]:
+    """CREATE_FAILED, or UPDATE_FAILED_ROLLBACK_IN_PROGRESS: the current generation is untouched."""
+    message = failure_message(state)
+    if state["Operation"] == Operation.CREATE:
+        status, text = DatasetStatus.CREATE_FAILED, message
+    else:
+        status, text = DatasetStatus.UPDATE_FAILED_ROLLBACK_IN_PROGRESS, f"{message} Rolling back the update."
+    _set_status(state, status, text)
+    logger.info("dataset operation failed", extra={"status": str(status), "reason": message})
+    return {"Message": message}
+
+
+def finish_failure(state: State) -> dict[str, Any]:
+    message = (state.get("Failed") or {}).get("Message") or failure_message(state)
+    if state["Operation"] == Operation.CREATE:
+        _set_status(state, None, None, clear_pending=True)
+    else:
+        _set_status(
+            state,
+            DatasetStatus.UPDATE_FAILED_ROLLBACK_COMPLETE,
+            f"{message} The update was rolled back; the dataset is as it was before.",
+            clear_pending=True,
+        )
+    return {"Done": True}
+
+
+def _set_status(
+    state: State, status: DatasetStatus | None, message: str | None, clear_pending: bool = False
+) -> None:
+    actions: list[Any] = [DatasetItem.updated_at.set(utcnow())]
+    if status is not None:
+        actions += [DatasetItem.status.set(str(status)), DatasetItem.status_message.set(message or "")]
+    if clear_pending:
+        actions.append(DatasetItem.pending_generation.remove())
+    item = DatasetItem(state["ProjectName"], state["DatasetType"])
+    try:
+        # Only the operation that owns the pending generation may change the dataset's status.
+        item.update(
+            actions=actions,
+            condition=DatasetItem.pending_generation == state["Generation"],
+            add_version_condition=False,
+        )
+    except UpdateError as error:
+        if not lost_condition(error):
+            raise
+        logger.warning("dataset moved on", extra={"generation": state["Generation"]})
+
+
+# ------------------------------------------------------------------ Purge
+
+
+def purge(target: State, seconds_left: float) -> dict[str, Any]:
+    """Deletes a generation's entries and a staging prefix, until done or time runs short."""
+    deadline = time.monotonic() + seconds_left - SAFETY_SECONDS
+    project, dataset_type = target["ProjectName"], target["DatasetType"]
+    generation = target.get("DatasetGeneration")
+    if generation:
+        deleted = 0
+        with DatasetEntryItem.batch_write() as batch:
+            for item in DatasetEntryItem.query(
+                entries_key(project, dataset_type, generation), attributes_to_get=["DatasetKey", "SourceRef"]
+            ):
+                batch.delete(item)
+                deleted += 1
+                if deleted % 500 == 0 and time.monotonic() > deadline:
+                    return {"Done": False}
+    staging = target.get("StagingGeneration")
+    if staging:
+        s3.delete_prefix(settings().artifacts_bucket, staging_prefix(project, dataset_type, staging))
+    return {"Done": True}
