@@ -121,7 +121,7 @@ def put(key: str, body: bytes) -> str:
     return f"s3://{BUCKET}/{key}"
 
 
-def line(source: str, class_name: str | None = "normal", mask: str | None = None, defect: str = "dent") -> str:
+def line(source: str, class_name: str | None = "normal", mask: str | None = None, defect: str = "dent"):
     data: dict[str, Any] = {"source-ref": source}
     if class_name is not None:
         data["anomaly-label"] = 1
