@@ -40,6 +40,8 @@ class ProjectItem(Model):
     project_name = UnicodeAttribute(range_key=True, attr_name="ProjectName")
     project_arn = UnicodeAttribute(attr_name="ProjectArn")
     created_at = UTCDateTimeAttribute(attr_name="CreationTimestamp", default=utcnow)
+    # Atomically incremented by CreateModel: versions are never reused, even under concurrent calls.
+    model_version_counter = NumberAttribute(attr_name="ModelVersionCounter", default=0)
 
 
 class ImageStats(MapAttribute[str, int]):
@@ -90,7 +92,7 @@ class DatasetEntryItem(Model):
 
 
 class ModelItem(Model):
-    """A model version of a project, with its life cycle, performance and tags."""
+    """A model version of a project: life cycle, training output, hosting settings and tags."""
 
     class Meta:
         table_name = _settings.models_table
@@ -103,7 +105,17 @@ class ModelItem(Model):
     status_message = UnicodeAttribute(attr_name="StatusMessage", null=True)
     description = UnicodeAttribute(attr_name="Description", null=True)
     created_at = UTCDateTimeAttribute(attr_name="CreationTimestamp", default=utcnow)
-    details = JSONAttribute(attr_name="Details", null=True)  # Performance, OutputConfig, artifacts...
+    output_bucket = UnicodeAttribute(attr_name="OutputBucket", null=True)
+    output_prefix = UnicodeAttribute(attr_name="OutputPrefix", null=True)
+    kms_key_id = UnicodeAttribute(attr_name="KmsKeyId", null=True)
+    performance = JSONAttribute(attr_name="Performance", null=True)  # {"F1Score", "Recall", "Precision"}
+    evaluation_manifest_key = UnicodeAttribute(attr_name="EvaluationManifestKey", null=True)
+    evaluation_result_key = UnicodeAttribute(attr_name="EvaluationResultKey", null=True)
+    evaluation_end = UTCDateTimeAttribute(attr_name="EvaluationEndTimestamp", null=True)
+    artifact_prefix = UnicodeAttribute(attr_name="ArtifactPrefix", null=True)  # in the artifacts bucket
+    min_inference_units = NumberAttribute(attr_name="MinInferenceUnits", null=True)
+    max_inference_units = NumberAttribute(attr_name="MaxInferenceUnits", null=True)
+    execution_arn = UnicodeAttribute(attr_name="ExecutionArn", null=True)
     tags = MapAttribute[str, str](attr_name="Tags", default=dict)
     version = VersionAttribute(attr_name="Version")
 

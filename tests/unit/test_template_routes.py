@@ -34,11 +34,12 @@ def test_no_two_functions_share_a_route():
 
 
 def test_every_operation_handler_directory_is_in_the_template():
-    code_uris = {
-        Path(res["Properties"]["CodeUri"]).name
-        for res in resources("AWS::Serverless::Function").values()
-        if "CodeUri" in res["Properties"] and isinstance(res["Properties"]["CodeUri"], str)
-    }
+    code_uris = set()
+    for res in resources("AWS::Serverless::Function").values():
+        if "CodeUri" in res["Properties"]:
+            code_uris.add(Path(res["Properties"]["CodeUri"]).name)
+        elif "Dockerfile" in res.get("Metadata", {}):  # a container image built from functions/<name>/
+            code_uris.add(Path(res["Metadata"]["Dockerfile"]).parent.name)
     for directory in (ROOT / "functions").iterdir():
         if (directory / "app.py").exists():
             assert directory.name in code_uris, f"functions/{directory.name} is not deployed by template.yaml"

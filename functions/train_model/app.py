@@ -1,0 +1,15 @@
+"""The training task: a container-image Lambda function (and the same image as a GPU job)."""
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from openlookout.workflows import training
+
+logger = Logger(service="openlookout")
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    spec = event["JobSpec"]
+    return training.train_from_spec_location(spec["Bucket"], spec["Key"])

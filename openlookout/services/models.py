@@ -1,0 +1,363 @@
+"""Models: versions, training, hosting, deletion — L4V's life cycle on our state machines.
+
+TRAINING -> TRAINED | TRAINING_FAILED            (training state machine)
+TRAINED -> STARTING_HOSTING -> HOSTED | HOSTING_FAILED   (hosting state machine, StartModel)
+HOSTED -> STOPPING_HOSTING -> TRAINED            (hosting state machine, StopModel)
+Every status change is a version-checked write, so a lost race is a ConflictException.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from enum import StrEnum
+from functools import cache
+from typing import Any
+
+import boto3
+from pynamodb.exceptions import PutError, UpdateError
+
+from openlookout.api.arns import model_arn
+from openlookout.api.errors import (
+    ConflictException,
+    ResourceNotFoundException,
+    ResourceType,
+    ServiceQuotaExceededException,
+    ValidationException,
+)
+from openlookout.api.pagination import decode_token, encode_token, page_size
+from openlookout.services.projects import get_project
+from openlookout.settings import settings
+from openlookout.storage import s3
+from openlookout.storage.conditions import lost_condition
+from openlookout.storage.tables import DatasetItem, ModelItem, ProjectItem, utcnow
+
+TRAINING_STATE_MACHINE_ENV = "TRAINING_STATE_MACHINE_ARN"
+HOSTING_STATE_MACHINE_ENV = "HOSTING_STATE_MACHINE_ARN"
+MAX_INFERENCE_UNITS_ENV = "MAX_INFERENCE_UNITS"
+INFERENCE_UNITS_QUOTA_CODE = "L-INFERENCE-UNITS"
+
+
+class ModelStatus(StrEnum):
+    TRAINING = "TRAINING"
+    TRAINED = "TRAINED"
+    TRAINING_FAILED = "TRAINING_FAILED"
+    STARTING_HOSTING = "STARTING_HOSTING"
+    HOSTED = "HOSTED"
+    HOSTING_FAILED = "HOSTING_FAILED"
+    STOPPING_HOSTING = "STOPPING_HOSTING"
+    SYSTEM_UPDATING = "SYSTEM_UPDATING"
+    DELETING = "DELETING"
+
+
+MESSAGES = {
+    ModelStatus.TRAINING: "The model is being trained.",
+    ModelStatus.TRAINED: "Training completed successfully.",
+    ModelStatus.STARTING_HOSTING: "The model is starting.",
+    ModelStatus.HOSTED: "The model is running.",
+    ModelStatus.STOPPING_HOSTING: "The model is stopping.",
+    ModelStatus.DELETING: "The model is being deleted.",
+}
+
+# Datasets that can be trained on: complete, or rolled back to a complete state.
+USABLE_DATASET_STATUSES = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_FAILED_ROLLBACK_COMPLETE"}
+MIN_NORMAL_TRAINING_IMAGES = 10  # L4V's minimum for a train dataset
+
+
+def artifact_prefix(project_name: str, version: int) -> str:
+    return f"models/{project_name}/{version}/"
+
+
+# ------------------------------------------------------------------ lookups
+
+
+def _not_found(project_name: str, version: str | int) -> ResourceNotFoundException:
+    return ResourceNotFoundException(
+        f"The model version {version} of project {project_name} does not exist.",
+        model_arn(project_name, version),
+        ResourceType.MODEL,
+    )
+
+
+def get_model(project_name: str, model_version: str | int) -> ModelItem:
+    """Resolves a version number or `latest` (the highest existing version) to its item."""
+    if str(model_version) == "latest":
+        get_project(project_name)
+        latest = list(ModelItem.query(project_name, scan_index_forward=False, limit=1, consistent_read=True))
+        if not latest:
+            raise _not_found(project_name, "latest")
+        return latest[0]
+    try:
+        return ModelItem.get(project_name, int(model_version), consistent_read=True)
+    except ModelItem.DoesNotExist:
+        get_project(project_name)  # an unknown project is reported as such
+        raise _not_found(project_name, model_version) from None
+
+
+def _version_text(item: ModelItem) -> str:
+    return str(int(item.model_version))
+
+
+def _metadata(item: ModelItem) -> dict[str, Any]:
+    return {
+        "CreationTimestamp": item.created_at,
+        "ModelVersion": _version_text(item),
+        "ModelArn": item.model_arn,
+        "Description": item.description,
+        "Status": item.status,
+        "StatusMessage": item.status_message,
+        "Performance": item.performance,
+    }
+
+
+def _location(bucket: str | None, key: str | None) -> dict[str, str] | None:
+    return {"Bucket": bucket, "Key": key} if bucket and key else None
+
+
+def describe(item: ModelItem) -> dict[str, Any]:
+    description: dict[str, Any] = {
+        **_metadata(item),
+        "OutputConfig": {"S3Location": {"Bucket": item.output_bucket, "Prefix": item.output_prefix or ""}},
+        "EvaluationManifest": _location(item.output_bucket, item.evaluation_manifest_key),
+        "EvaluationResult": _location(item.output_bucket, item.evaluation_result_key),
+        "EvaluationEndTimestamp": item.evaluation_end,
+        "KmsKeyId": item.kms_key_id,
+        "MinInferenceUnits": item.min_inference_units,
+        "MaxInferenceUnits": item.max_inference_units,
+    }
+    if item.output_bucket is None:
+        description.pop("OutputConfig")
+    return description
+
+
+# ------------------------------------------------------------------ workflows
+
+
+@cache
+def _stepfunctions() -> Any:
+    return boto3.client("stepfunctions")
+
+
+def start_execution(state_machine_env: str, name: str, payload: Mapping[str, Any]) -> str:
+    arn = os.environ.get(state_machine_env)
+    if not arn:
+        raise RuntimeError(f"{state_machine_env} is not set")
+    response = _stepfunctions().start_execution(
+        stateMachineArn=arn, name=name[:80], input=json.dumps(payload)
+    )
+    return str(response["executionArn"])
+
+
+def _set_status(item: ModelItem, status: ModelStatus, message: str | None = None, **fields: Any) -> None:
+    """A version-checked status change; a concurrent change makes it a ConflictException."""
+    item.status = str(status)
+    item.status_message = message if message is not None else MESSAGES.get(status)
+    for name, value in fields.items():
+        setattr(item, name, value)
+    try:
+        item.save()
+    except PutError as error:
+        if lost_condition(error):
+            raise ConflictException(
+                f"The model {item.model_arn} was changed by another request; retry.",
+                item.model_arn,
+                ResourceType.MODEL,
+            ) from None
+        raise
+
+
+# ------------------------------------------------------------------ operations
+
+
+def _training_datasets(project_name: str) -> dict[str, DatasetItem]:
+    datasets = {d.dataset_type: d for d in DatasetItem.query(project_name, consistent_read=True)}
+    train = datasets.get("train")
+    if train is None:
+        raise ValidationException(
+            f"The project {project_name} has no train dataset. Create one with CreateDataset first."
+        )
+    for dataset in datasets.values():
+        if dataset.status not in USABLE_DATASET_STATUSES:
+            raise ConflictException(
+                f"The {dataset.dataset_type} dataset of project {project_name} is {dataset.status}; "
+                "wait until it is complete.",
+                f"{project_name}/{dataset.dataset_type}",
+                ResourceType.DATASET,
+            )
+    normal = int(train.image_stats.normal or 0)
+    if normal < MIN_NORMAL_TRAINING_IMAGES:
+        raise ValidationException(
+            f"The train dataset of project {project_name} has {normal} images labeled normal; "
+            f"training needs at least {MIN_NORMAL_TRAINING_IMAGES}."
+        )
+    return datasets
+
+
+def _next_version(project_name: str) -> int:
+    project = get_project(project_name)
+    try:
+        project.update(
+            actions=[ProjectItem.model_version_counter.add(1)],
+            condition=ProjectItem.project_name.exists(),
+        )
+    except UpdateError as error:
+        if lost_condition(error):
+            raise ResourceNotFoundException(
+                f"The project {project_name} does not exist.", project_name, ResourceType.PROJECT
+            ) from None
+        raise
+    return int(project.model_version_counter)
+
+
+def create_model(
+    project_name: str,
+    output_config: Mapping[str, Any],
+    description: str | None = None,
+    kms_key_id: str | None = None,
+    tags: Sequence[Mapping[str, str]] = (),
+) -> dict[str, Any]:
+    get_project(project_name)
+    _training_datasets(project_name)
+    location = output_config["S3Location"]
+    version = _next_version(project_name)
+    item = ModelItem(
+        project_name,
+        version,
+        model_arn=model_arn(project_name, version),
+        status=str(ModelStatus.TRAINING),
+        status_message=MESSAGES[ModelStatus.TRAINING],
+        description=description,
+        output_bucket=location["Bucket"],
+        output_prefix=location.get("Prefix") or "",
+        kms_key_id=kms_key_id,
+        artifact_prefix=artifact_prefix(project_name, version),
+        tags={tag["Key"]: tag["Value"] for tag in tags},
+    )
+    item.save(condition=ModelItem.model_version.does_not_exist())
+    try:
+        execution = start_execution(
+            TRAINING_STATE_MACHINE_ENV,
+            f"train-{project_name}-{version}-{int(utcnow().timestamp())}",
+            {"ProjectName": project_name, "ModelVersion": version},
+        )
+    except Exception as error:
+        # No workflow will ever finish this version: never leave it TRAINING.
+        _set_status(item, ModelStatus.TRAINING_FAILED, f"Training could not be started: {error}")
+        raise
+    item.execution_arn = execution
+    item.save()
+    return {"ModelMetadata": _metadata(item)}
+
+
+def describe_model(project_name: str, model_version: str) -> dict[str, Any]:
+    return {"ModelDescription": describe(get_model(project_name, model_version))}
+
+
+def list_models(
+    project_name: str, next_token: str | None = None, max_results: int | None = None
+) -> dict[str, Any]:
+    get_project(project_name)
+    scope = f"ListModels/{project_name}"
+    limit = page_size(max_results)
+    start = None
+    if next_token:
+        after = decode_token(scope, next_token)["after"]
+        start = {"ProjectName": {"S": project_name}, "ModelVersion": {"N": str(int(after))}}
+    items = list(
+        ModelItem.query(project_name, limit=limit + 1, last_evaluated_key=start, consistent_read=True)
+    )
+    page, more = items[:limit], len(items) > limit
+    result: dict[str, Any] = {"Models": [_metadata(item) for item in page]}
+    if more:
+        result["NextToken"] = encode_token(scope, {"after": int(page[-1].model_version)})
+    return result
+
+
+BUSY_FOR_DELETE = {
+    ModelStatus.TRAINING,
+    ModelStatus.HOSTED,
+    ModelStatus.STARTING_HOSTING,
+    ModelStatus.STOPPING_HOSTING,
+    ModelStatus.SYSTEM_UPDATING,
+}
+
+
+def delete_model(project_name: str, model_version: str) -> dict[str, Any]:
+    item = get_model(project_name, model_version)
+    if item.status in BUSY_FOR_DELETE:
+        advice = "Stop it with StopModel first." if "HOST" in item.status else "Wait until it has finished."
+        raise ConflictException(
+            f"The model {item.model_arn} is {item.status} and cannot be deleted. {advice}",
+            item.model_arn,
+            ResourceType.MODEL,
+        )
+    _set_status(item, ModelStatus.DELETING)
+    if item.artifact_prefix:
+        s3.delete_prefix(settings().artifacts_bucket, item.artifact_prefix)
+    item.delete()
+    return {"ModelArn": item.model_arn}
+
+
+def _max_inference_units() -> int:
+    return int(os.environ.get(MAX_INFERENCE_UNITS_ENV, "10"))
+
+
+def start_model(
+    project_name: str, model_version: str, min_units: int, max_units: int | None = None
+) -> dict[str, Any]:
+    if max_units is not None and max_units < min_units:
+        raise ValidationException(
+            f"MaxInferenceUnits ({max_units}) must be at least MinInferenceUnits ({min_units})."
+        )
+    item = get_model(project_name, model_version)
+    if item.status == ModelStatus.HOSTED:
+        return {"Status": str(ModelStatus.HOSTED)}
+    if item.status not in (ModelStatus.TRAINED, ModelStatus.HOSTING_FAILED):
+        raise ConflictException(
+            f"The model {item.model_arn} is {item.status}; only a TRAINED model can be started.",
+            item.model_arn,
+            ResourceType.MODEL,
+        )
+    limit = _max_inference_units()
+    if max(min_units, max_units or 0) > limit:
+        raise ServiceQuotaExceededException(
+            f"A model can use at most {limit} inference units.",
+            INFERENCE_UNITS_QUOTA_CODE,
+            item.model_arn,
+            ResourceType.MODEL,
+        )
+    _set_status(
+        item, ModelStatus.STARTING_HOSTING, min_inference_units=min_units, max_inference_units=max_units
+    )
+    _start_hosting_workflow(item, "start")
+    return {"Status": str(ModelStatus.STARTING_HOSTING)}
+
+
+def stop_model(project_name: str, model_version: str) -> dict[str, Any]:
+    item = get_model(project_name, model_version)
+    if item.status not in (ModelStatus.HOSTED, ModelStatus.HOSTING_FAILED):
+        raise ConflictException(
+            f"The model {item.model_arn} is {item.status}; only a HOSTED model can be stopped.",
+            item.model_arn,
+            ResourceType.MODEL,
+        )
+    _set_status(item, ModelStatus.STOPPING_HOSTING)
+    _start_hosting_workflow(item, "stop")
+    return {"Status": str(ModelStatus.STOPPING_HOSTING)}
+
+
+def _start_hosting_workflow(item: ModelItem, action: str) -> None:
+    version = int(item.model_version)
+    try:
+        execution = start_execution(
+            HOSTING_STATE_MACHINE_ENV,
+            f"{action}-{item.project_name}-{version}-{int(utcnow().timestamp() * 1000)}",
+            {"ProjectName": item.project_name, "ModelVersion": version, "Action": action},
+        )
+    except Exception as error:
+        failed = ModelStatus.HOSTING_FAILED if action == "start" else ModelStatus.HOSTED
+        _set_status(item, failed, f"The hosting workflow could not be started: {error}")
+        raise
+    item.execution_arn = execution
+    item.save()

@@ -1,0 +1,373 @@
+"""Steps of the training state machine (statemachines/training.asl.json).
+
+Prepare (a small Lambda) freezes the datasets into a job spec in S3; Train (the container
+image, on Lambda or a GPU job) downloads the images, trains, evaluates and writes the model
+artifact and L4V's evaluation files; Finish and Fail record the outcome on the model item.
+Whatever breaks, the Catch paths end in Fail, so no model stays TRAINING.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from openlookout.services import datasets as dataset_service
+from openlookout.services.manifests import parse_s3_uri
+from openlookout.services.models import ModelStatus, get_model
+from openlookout.settings import settings
+from openlookout.storage import s3
+from openlookout.storage.artifacts import encryption_args, put_file
+from openlookout.storage.tables import DatasetEntryItem, DatasetItem, ModelItem
+
+logger = Logger(service="openlookout")
+
+# Above this many images the Lambda path risks its 15-minute limit: use the job path.
+LAMBDA_MAX_IMAGES_ENV = "TRAINING_LAMBDA_MAX_IMAGES"
+TRAINING_COMPUTE_ENV = "TRAINING_COMPUTE"  # CPU (Lambda by default) or GPU (always the job path)
+TEST_SHARE_OF_NORMALS = 0.2  # single-dataset projects: held-out share for evaluation
+TEST_SHARE_OF_ANOMALIES = 0.5  # the rest calibrates the threshold
+
+
+@dataclass
+class MaskSpec:
+    uri: str
+    colors: dict[str, str] = field(default_factory=dict)  # "#rrggbb" -> anomaly class name
+
+
+@dataclass
+class ImageSpec:
+    uri: str
+    anomalous: bool
+    masks: list[MaskSpec] = field(default_factory=list)
+
+
+@dataclass
+class JobSpec:
+    project_name: str
+    model_version: int
+    model_arn: str
+    train: list[ImageSpec]
+    test: list[ImageSpec]
+    output_bucket: str
+    output_prefix: str
+    kms_key_id: str | None
+    artifact_bucket: str
+    artifact_prefix: str
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> JobSpec:
+        def images(items: Iterable[dict[str, Any]]) -> list[ImageSpec]:
+            return [
+                ImageSpec(i["uri"], i["anomalous"], [MaskSpec(**m) for m in i.get("masks", [])])
+                for i in items
+            ]
+
+        return JobSpec(**{**data, "train": images(data["train"]), "test": images(data["test"])})
+
+
+def _image_spec(entry_json: str) -> ImageSpec | None:
+    """An entry's image, label and masks with their colour-to-class maps; None when unlabeled."""
+    data = json.loads(entry_json)
+    image = parse_s3_uri(data.get("source-ref"))
+    if image is None:
+        return None
+    label = None
+    masks: list[MaskSpec] = []
+    for key, value in data.items():
+        metadata = data.get(f"{key}-metadata")
+        if not isinstance(metadata, dict):
+            continue
+        name = str(metadata.get("class-name", "")).lower()
+        if not key.endswith("-ref") and name in ("anomaly", "normal"):
+            label = name == "anomaly"
+        if key.endswith("-ref") and key != "source-ref" and isinstance(value, str):
+            colors = {}
+            for item in (metadata.get("internal-color-map") or {}).values():
+                if not isinstance(item, dict):
+                    continue
+                name, color = str(item.get("class-name", "")), str(item.get("hex-color", "")).lower()
+                if name and color and name.upper() != "BACKGROUND":
+                    colors[color] = name
+            masks.append(MaskSpec(value, colors))
+    if label is None:
+        return None
+    return ImageSpec(image.uri, label, masks if label else [])
+
+
+def _dataset_images(item: DatasetItem) -> list[ImageSpec]:
+    if not item.generation:
+        return []
+    key = dataset_service.entries_key(item.project_name, item.dataset_type, item.generation)
+    specs = (_image_spec(entry.entry) for entry in DatasetEntryItem.query(key))
+    return [spec for spec in specs if spec is not None]
+
+
+def _stable_order(images: list[ImageSpec]) -> list[ImageSpec]:
+    return sorted(images, key=lambda i: hashlib.sha256(i.uri.encode()).hexdigest())
+
+
+def split_single_dataset(images: list[ImageSpec]) -> tuple[list[ImageSpec], list[ImageSpec]]:
+    """A deterministic stratified split of a project that has only a train dataset."""
+    train: list[ImageSpec] = []
+    test: list[ImageSpec] = []
+    for anomalous, share in ((False, TEST_SHARE_OF_NORMALS), (True, TEST_SHARE_OF_ANOMALIES)):
+        group = _stable_order([i for i in images if i.anomalous == anomalous])
+        held_out = round(len(group) * share)
+        if anomalous is False:
+            held_out = min(max(held_out, 1 if len(group) >= 5 else 0), len(group) - 2)
+        test += group[:held_out]
+        train += group[held_out:]
+    return train, test
+
+
+def prepare(project_name: str, model_version: int) -> dict[str, Any]:
+    """Freezes the datasets into a job spec (what trains, what tests) and picks the compute path."""
+    model = get_model(project_name, model_version)
+    found = {d.dataset_type: d for d in DatasetItem.query(project_name, consistent_read=True)}
+    if "train" not in found:
+        raise TrainingError("The project's train dataset was deleted before training started.")
+    train_images = _dataset_images(found["train"])
+    if "test" in found:
+        train, test = train_images, _dataset_images(found["test"])
+    else:
+        train, test = split_single_dataset(train_images)
+    normal = sum(1 for i in train if not i.anomalous)
+    if normal < 2:
+        raise TrainingError(
+            f"The train dataset has {normal} usable normal images; training needs at least 2."
+        )
+    bucket = settings().artifacts_bucket
+    spec = JobSpec(
+        project_name=project_name,
+        model_version=int(model_version),
+        model_arn=model.model_arn,
+        train=train,
+        test=test,
+        output_bucket=model.output_bucket or bucket,
+        output_prefix=model.output_prefix or "",
+        kms_key_id=model.kms_key_id,
+        artifact_bucket=bucket,
+        artifact_prefix=model.artifact_prefix or f"models/{project_name}/{model_version}/",
+    )
+    key = f"{spec.artifact_prefix}job.json"
+    s3.put_text(bucket, key, json.dumps(asdict(spec)))
+    images = len(train) + len(test)
+    use_job = os.environ.get(TRAINING_COMPUTE_ENV, "CPU").upper() == "GPU" or images > int(
+        os.environ.get(LAMBDA_MAX_IMAGES_ENV, "4000")
+    )
+    logger.info("training prepared", extra={"train": len(train), "test": len(test), "use_job": use_job})
+    return {"JobSpec": {"Bucket": bucket, "Key": key}, "ImageCount": images, "UseJob": use_job}
+
+
+class TrainingError(Exception):
+    """A failure the user can act on; its message becomes the model's StatusMessage."""
+
+
+def _download(uri: str, directory: Path) -> Path:
+    ref = parse_s3_uri(uri)
+    if ref is None:
+        raise TrainingError(f"{uri} is not an S3 URI.")
+    path = directory / hashlib.sha256(uri.encode()).hexdigest()[:24]
+    try:
+        path.write_bytes(s3.read_object(ref.bucket, ref.key))
+    except s3.ObjectUnavailable as error:
+        raise TrainingError(f"The image {uri} {error.reason}.") from None
+    return path
+
+
+def _split_mask(path: Path, colors: dict[str, str]) -> list[tuple[Any, str | None, str | None]]:
+    """Per-class binary masks (0/255) from an L4V colour mask; one unnamed mask when no map is known."""
+    import numpy as np
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(path).convert("RGB")).astype(np.int16)
+    painted = ~np.all(rgb >= 250, axis=-1) & ~np.all(rgb <= 5, axis=-1)
+    parts: list[tuple[Any, str | None, str | None]] = []
+    for color, name in colors.items():
+        target = np.array([int(color[i : i + 2], 16) for i in (1, 3, 5)], dtype=np.int16)
+        hit = np.all(np.abs(rgb - target) <= 8, axis=-1)
+        if hit.any():
+            parts.append(((hit * 255).astype(np.uint8), name, color))
+    if not parts and painted.any():
+        parts.append(((painted * 255).astype(np.uint8), None, None))
+    return parts
+
+
+def run_training(spec: JobSpec, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Trains, evaluates and writes every output; returns what Finish records on the model."""
+    from openlookout.ml import evaluation as ml_evaluation
+    from openlookout.ml import training as ml_training
+    from openlookout.ml.inference import Detector
+
+    log = progress or (lambda message: logger.info(message))
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="openlookout-train-") as scratch:
+        work = Path(scratch)
+        uris = {i.uri for i in spec.train + spec.test} | {
+            m.uri for i in spec.train + spec.test for m in i.masks
+        }
+        log(f"downloading {len(uris)} images and masks")
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            local = dict(zip(uris, pool.map(lambda uri: _download(uri, work), uris), strict=True))
+
+        normals = [str(local[i.uri]) for i in spec.train if not i.anomalous]
+        anomalies: list[ml_training.LabeledAnomaly] = []
+        for image in (i for i in spec.train if i.anomalous):
+            parts = [p for m in image.masks for p in _split_mask(local[m.uri], m.colors)]
+            if not parts:
+                anomalies.append(ml_training.LabeledAnomaly(str(local[image.uri])))
+            for mask, name, color in parts:
+                anomalies.append(ml_training.LabeledAnomaly(str(local[image.uri]), mask, name, color))
+        log(f"training on {len(normals)} normal and {len(anomalies)} anomalous images")
+        result = ml_training.train(normals, anomalies=anomalies, progress=log)
+
+        model_dir = work / "model"
+        onnx_path, manifest_path = result.export(model_dir)
+        put_file(spec.artifact_bucket, f"{spec.artifact_prefix}model.onnx", onnx_path)
+        put_file(spec.artifact_bucket, f"{spec.artifact_prefix}model.json", manifest_path)
+        log(f"model written to s3://{spec.artifact_bucket}/{spec.artifact_prefix}")
+
+        detector = Detector.load(model_dir)
+        samples = []
+        for image in spec.test:
+            mask = None
+            if image.masks:
+                parts = _split_mask(local[image.masks[0].uri], image.masks[0].colors)
+                if parts:
+                    import numpy as np
+
+                    mask = np.maximum.reduce([p[0] for p in parts])
+            samples.append(
+                ml_evaluation.TestSample(str(local[image.uri]), image.anomalous, mask, None, image.uri)
+            )
+        log(f"evaluating on {len(samples)} test images")
+        evaluation = ml_evaluation.evaluate(detector, samples, number_of_training_images=len(spec.train))
+        version = str(spec.model_version)
+        names = f"{spec.project_name}-{version}"
+        manifest_key = f"{spec.output_prefix}EvaluationManifest-{names}.json"
+        result_key = f"{spec.output_prefix}EvaluationResult-{names}.json"
+        evaluation.write_manifest(
+            work / "manifest.jsonl",
+            model_arn=spec.model_arn,
+            project_name=spec.project_name,
+            model_version=version,
+        )
+        evaluation.write_result(work / "result.json", model_arn=spec.model_arn)
+        encryption = encryption_args(spec.kms_key_id)
+        put_file(spec.output_bucket, manifest_key, work / "manifest.jsonl", **encryption)
+        put_file(spec.output_bucket, result_key, work / "result.json", **encryption)
+        for path in evaluation.write_report(work / "report"):
+            put_file(spec.output_bucket, f"{spec.output_prefix}EvaluationReport-{names}/{path.name}", path)
+        metrics = evaluation.metrics
+        log(
+            "training finished in {:.1f} s: F1 {:.3f}, image AUROC {}".format(
+                time.perf_counter() - started, metrics.get("F1Score") or 0.0, metrics.get("ROCAUC")
+            )
+        )
+    return {
+        "Performance": {
+            "F1Score": metrics.get("F1Score"),
+            "Recall": metrics.get("Recall"),
+            "Precision": metrics.get("Precision"),
+        },
+        "EvaluationManifestKey": manifest_key,
+        "EvaluationResultKey": result_key,
+        "EvaluationEndTimestamp": datetime.now(UTC).timestamp(),
+    }
+
+
+def train_from_spec_location(bucket: str, key: str) -> dict[str, Any]:
+    spec = JobSpec.from_dict(json.loads(s3.get_text(bucket, key)))
+    return run_training(spec)
+
+
+def finish(project_name: str, model_version: int, outcome: dict[str, Any]) -> dict[str, Any]:
+    model = get_model(project_name, model_version)
+    performance = {k: v for k, v in (outcome.get("Performance") or {}).items() if v is not None}
+    record_status(
+        model,
+        ModelStatus.TRAINED,
+        "Training completed successfully.",
+        performance=performance or None,
+        evaluation_manifest_key=outcome.get("EvaluationManifestKey"),
+        evaluation_result_key=outcome.get("EvaluationResultKey"),
+        evaluation_end=datetime.fromtimestamp(float(outcome["EvaluationEndTimestamp"]), tz=UTC),
+    )
+    return {"Status": model.status}
+
+
+def caught_error(error: dict[str, Any] | None) -> tuple[str, str]:
+    """(error type, message) of a Step Functions Catch result ({Error, Cause}); a Lambda's Cause is JSON."""
+    error = error or {}
+    cause = str(error.get("Cause") or "")
+    try:
+        details = json.loads(cause)
+        return str(details.get("errorType") or error.get("Error")), str(details.get("errorMessage") or cause)
+    except (ValueError, AttributeError):
+        return str(error.get("Error") or "Unknown"), cause
+
+
+def failure_message(error: dict[str, Any] | None) -> str:
+    """A message a user can act on."""
+    if not error:
+        return "Training failed for an unknown reason."
+    kind, message = caught_error(error)
+    if kind in ("TrainingError", "ValidationException"):
+        return f"Training failed: {message}"
+    if kind in ("States.Timeout", "Sandbox.Timedout") or "timed out" in str(message).lower():
+        return (
+            "Training failed: the training task ran out of time. Use the GPU training option or fewer images."
+        )
+    return f"Training failed ({kind}): {message}"[:1000]
+
+
+def fail(project_name: str, model_version: int, error: dict[str, Any] | None) -> dict[str, Any]:
+    model = get_model(project_name, model_version)
+    record_status(model, ModelStatus.TRAINING_FAILED, failure_message(error))
+    return {"Status": model.status}
+
+
+def record_status(model: ModelItem, status: ModelStatus, message: str, **fields: Any) -> None:
+    # The workflow owns the model while it trains: retry the version check instead of failing.
+    for _attempt in range(5):
+        try:
+            model.status, model.status_message = str(status), message
+            for name, value in fields.items():
+                setattr(model, name, value)
+            model.save()
+            return
+        except Exception:
+            time.sleep(0.2)
+            model = get_model(model.project_name, int(model.model_version))
+    raise RuntimeError(f"could not record {status} on {model.model_arn}")
+
+
+# ------------------------------------------------------------------ the GPU job path
+
+JOB_RESULT_NAME = "training-result.json"
+
+
+def run_job(bucket: str, key: str) -> None:
+    """Entry point of the training job (SageMaker): same code, result left in S3 for ReadJobResult."""
+    outcome = train_from_spec_location(bucket, key)
+    prefix = key.rsplit("/", 1)[0] + "/" if "/" in key else ""
+    s3.put_text(bucket, prefix + JOB_RESULT_NAME, json.dumps(outcome))
+
+
+def read_job_result(bucket: str, key: str) -> dict[str, Any]:
+    prefix = key.rsplit("/", 1)[0] + "/" if "/" in key else ""
+    try:
+        return dict(json.loads(s3.get_text(bucket, prefix + JOB_RESULT_NAME)))
+    except s3.ObjectUnavailable:
+        raise TrainingError("The training job ended without writing its result.") from None
