@@ -1,0 +1,121 @@
+"""Threshold choice and score calibration (numpy only; used at training and serving time).
+
+The raw score s of an image is the largest value of its smoothed anomaly map (a nearest-neighbour
+feature distance). It is mapped to an anomaly probability p with a piecewise logistic curve centred on
+the threshold t:
+
+    p = 1 / (1 + exp(-(s - t) / w)),  w = w_below if s < t else w_above
+
+p is continuous and strictly increasing in s, p(t) = 0.5, so IsAnomalous = (s >= t) = (p >= 0.5) and
+L4V's Confidence (confidence in the verdict) is p when anomalous and 1 - p otherwise. Hence
+`Confidence if IsAnomalous else 1 - Confidence` = p, monotone in the raw score.
+
+w_below puts the median held-out normal score at p = 0.05; w_above puts the median labeled anomaly
+score at p = 0.95 (or mirrors w_below when there are no labeled anomalies).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+LOGIT_95 = math.log(19.0)  # logit(0.95)
+
+
+@dataclass
+class Calibration:
+    threshold: float
+    scale_below: float
+    scale_above: float
+    method: str
+    pixel_threshold: float
+    normal_median: float = 0.0
+    anomaly_median: float | None = None
+
+    def probability(self, score: float | np.ndarray) -> np.ndarray:
+        s = np.asarray(score, dtype=np.float64)
+        w = np.where(s < self.threshold, self.scale_below, self.scale_above)
+        z = np.clip((s - self.threshold) / w, -60.0, 60.0)
+        return 1.0 / (1.0 + np.exp(-z))
+
+    def decide(self, score: float) -> tuple[bool, float, float]:
+        """(is_anomalous, confidence, anomaly probability) for one raw score."""
+        p = float(self.probability(score))
+        anomalous = score >= self.threshold
+        return anomalous, (p if anomalous else 1.0 - p), p
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["type"] = "piecewise-logistic"
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Calibration:
+        return cls(
+            threshold=float(d["threshold"]),
+            scale_below=float(d["scale_below"]),
+            scale_above=float(d["scale_above"]),
+            method=str(d.get("method", "")),
+            pixel_threshold=float(d.get("pixel_threshold", d["threshold"])),
+            normal_median=float(d.get("normal_median", 0.0)),
+            anomaly_median=None if d.get("anomaly_median") is None else float(d["anomaly_median"]),
+        )
+
+
+def best_f1_threshold(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """Threshold maximising F1 (anomaly = positive), placed midway between neighbouring scores."""
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels).astype(bool)
+    order = np.argsort(-scores, kind="stable")
+    s, y = scores[order], labels[order]
+    tp = np.cumsum(y)
+    fp = np.cumsum(~y)
+    pos = max(int(y.sum()), 1)
+    f1 = 2 * tp / (tp + fp + pos)
+    # Only cut between distinct scores.
+    distinct = np.r_[s[1:] < s[:-1], True]
+    f1 = np.where(distinct, f1, -1.0)
+    i = int(np.argmax(f1))
+    t = float(s[i]) if i + 1 >= len(s) else float((s[i] + s[i + 1]) / 2)
+    return t, float(f1[i])
+
+
+def calibrate(
+    normal_scores: np.ndarray,
+    anomaly_scores: np.ndarray | None = None,
+    *,
+    k_sigma: float = 3.0,
+    margin: float = 1.0,
+    pixel_threshold: float | None = None,
+) -> Calibration:
+    """Choose the image threshold and the confidence curve from held-out scores."""
+    n = np.asarray(normal_scores, dtype=np.float64)
+    if n.size == 0:
+        raise ValueError("calibration needs at least one held-out normal score")
+    a = np.asarray(anomaly_scores if anomaly_scores is not None else [], dtype=np.float64)
+    med_n = float(np.median(n))
+    spread = float(np.std(n)) if n.size > 1 else 0.0
+    # Floor the spread so a tiny or degenerate hold-out cannot give a zero-width curve.
+    spread = max(spread, 0.05 * abs(med_n), 1e-6)
+    if a.size:
+        t, _ = best_f1_threshold(np.r_[n, a], np.r_[np.zeros(n.size), np.ones(a.size)])
+        method = "best-f1-holdout"
+        med_a: float | None = float(np.median(a))
+    else:
+        t = max(float(n.mean()) + k_sigma * spread, float(n.max()) * margin)
+        method = f"normal-mean+{k_sigma:g}std"
+        med_a = None
+    w_below = max((t - med_n) / LOGIT_95, spread / LOGIT_95, 1e-6)
+    w_above = max((med_a - t) / LOGIT_95, 1e-6) if med_a is not None and med_a > t else w_below
+    return Calibration(
+        threshold=t,
+        scale_below=w_below,
+        scale_above=w_above,
+        method=method,
+        pixel_threshold=t if pixel_threshold is None else float(pixel_threshold),
+        normal_median=med_n,
+        anomaly_median=med_a,
+    )

@@ -1,0 +1,74 @@
+"""Engine configuration (no torch import: the serving side reads it from the manifest)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+# Last block index of each stage of the EfficientNet-Lite variants (toolchain.md section 7).
+STAGE_END_BLOCK: dict[str, dict[int, int]] = {
+    "efficientnet-lite0": {1: 0, 2: 2, 3: 4, 4: 7, 5: 10, 6: 14, 7: 15},
+    "efficientnet-lite1": {1: 0, 2: 3, 3: 6, 4: 10, 5: 14, 6: 19, 7: 20},
+    "efficientnet-lite2": {1: 0, 2: 3, 3: 6, 4: 10, 5: 14, 6: 19, 7: 20},
+}
+
+
+@dataclass
+class EngineConfig:
+    """Every choice the engine makes; the defaults were chosen by measurement (docs/engine.md)."""
+
+    backbone: str = "efficientnet-lite0"
+    input_size: int = 256
+    # Feature taps as backbone stages; the first tap sets the anomaly-map grid (stride 8 for stage 3).
+    taps: tuple[int, ...] = (3, 5)
+    # Local neighbourhood aggregation (average pooling) around each patch, in feature cells.
+    aggregate: int = 3
+    # PCA projection of patch features to this many dims (0 keeps all); fitted on the normal patches.
+    feature_dim: int = 0
+    # Memory bank: greedy k-center coreset of at most this many patches ...
+    bank_size: int = 4096
+    # ... and at most this fraction of all normal patches.
+    coreset_ratio: float = 0.1
+    # Dimension of the random projection used only to compute coreset distances (speed).
+    coreset_projection: int = 16
+    # Gaussian smoothing of the anomaly map, sigma in pixels of the model input.
+    smoothing_sigma: float = 4.0
+    # Share of the normal images held out of the memory bank to calibrate the threshold.
+    holdout_fraction: float = 0.1
+    min_holdout: int = 2
+    max_holdout: int = 40
+    # Without labeled anomalies: threshold = mean + k * std of held-out normal scores
+    # (and never below their maximum times normal_margin).
+    normal_k_sigma: float = 3.0
+    normal_margin: float = 1.0
+    # After calibration, rebuild the memory bank from all normal images (held-out ones included).
+    refit_on_all: bool = True
+    # Labeled-defect patches kept per class for naming regions.
+    class_bank_per_class: int = 256
+    batch_size: int = 16
+    seed: int = 0
+    device: str = "auto"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["taps"] = list(self.taps)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> EngineConfig:
+        names = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in d.items() if k in names}
+        if "taps" in kw:
+            kw["taps"] = tuple(kw["taps"])
+        return cls(**kw)
+
+    def validate(self) -> None:
+        if self.backbone not in STAGE_END_BLOCK:
+            raise ValueError(f"unknown backbone {self.backbone!r}; one of {sorted(STAGE_END_BLOCK)}")
+        if not self.taps or any(t not in STAGE_END_BLOCK[self.backbone] for t in self.taps):
+            raise ValueError(f"taps must be stages 1-7, got {self.taps}")
+        if self.input_size % 32:
+            raise ValueError("input_size must be a multiple of 32")
+        if self.bank_size < 1 or not 0 < self.coreset_ratio <= 1:
+            raise ValueError("bank_size must be >= 1 and coreset_ratio in (0, 1]")

@@ -1,0 +1,62 @@
+"""Greedy k-center coreset, made fast on a CPU.
+
+Exact greedy selection over 200k patches is a sequence of 4096 full passes over the data (about 15 s on
+2 cores even in 16 projected dims). We run it hierarchically instead: the patches are split into G
+groups that are processed together as one batched tensor (each step picks one point per group), which
+keeps 2 * M candidates, and a final exact greedy pass picks M among those candidates. Distances are
+computed in a random Gaussian projection (Johnson-Lindenstrauss), as in PatchCore.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def _greedy(x: torch.Tensor, m: int, start: torch.Tensor) -> torch.Tensor:
+    """Batched greedy k-center. x: (G, n, d); returns (G, m) indices."""
+    g, n, _ = x.shape
+    sq = (x * x).sum(-1)
+    mind = torch.full((g, n), float("inf"), device=x.device)
+    idx = start.clone()
+    out = torch.empty((g, m), dtype=torch.long, device=x.device)
+    ar = torch.arange(g, device=x.device)
+    for i in range(m):
+        out[:, i] = idx
+        c = x[ar, idx]  # (G, d)
+        d = sq - 2.0 * torch.bmm(x, c[:, :, None])[..., 0] + sq[ar, idx][:, None]
+        torch.minimum(mind, d, out=mind)
+        idx = torch.argmax(mind, dim=1)
+    return out
+
+
+def greedy_coreset(
+    feats: torch.Tensor, m: int, *, proj_dim: int = 16, seed: int = 0, group_size: int = 16384
+) -> torch.Tensor:
+    """Indices of m patches (rows of feats, (N, D)) that cover feats in the greedy k-center sense."""
+    n = feats.shape[0]
+    if m >= n:
+        return torch.arange(n, device=feats.device)
+    gen = torch.Generator().manual_seed(seed)
+    d = feats.shape[1]
+    if proj_dim and proj_dim < d:
+        p = torch.randn(d, proj_dim, generator=gen) / proj_dim**0.5
+        x = feats @ p.to(feats.device, feats.dtype)
+    else:
+        x = feats
+    x = x.float()
+    groups = n // group_size
+    per_group = (2 * m + groups - 1) // groups if groups else 0
+    if groups >= 2 and per_group < group_size // 2:
+        # Shuffle so every group sees every image and position, then select within groups.
+        perm = torch.randperm(n, generator=gen).to(feats.device)
+        used = groups * group_size
+        xg = x[perm[:used]].view(groups, group_size, -1)
+        start = torch.zeros(groups, dtype=torch.long, device=x.device)
+        sel = _greedy(xg, per_group, start)
+        cand = perm[:used].view(groups, group_size).gather(1, sel).flatten()
+        cand = torch.cat([cand, perm[used:]])  # the remainder stays a candidate
+    else:
+        cand = torch.arange(n, device=feats.device)
+    xc = x[cand][None]
+    start = torch.zeros(1, dtype=torch.long, device=x.device)
+    return cand[_greedy(xc, m, start)[0]]

@@ -1,0 +1,112 @@
+"""Serving: onnxruntime + numpy + Pillow only (never imports torch; a test checks it)."""
+
+from __future__ import annotations
+
+import base64
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from .images import ImageInput, InvalidImageError, open_image, to_model_input
+from .manifest import Manifest
+from .masks import class_index_image, render, resize_map
+
+__all__ = ["DetectionResult", "Detector", "InvalidImageError"]
+
+
+@dataclass
+class DetectionResult:
+    is_anomalous: bool
+    confidence: float
+    anomaly_score: float  # calibrated anomaly probability, monotone in raw_score
+    raw_score: float
+    anomaly_mask_png: bytes
+    anomalies: list[dict[str, Any]]
+    anomaly_map: np.ndarray  # raw map at the input image's size (float32, H x W)
+    width: int
+    height: int
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def to_l4v(self, segmentation: bool = True) -> dict[str, Any]:
+        """The DetectAnomalyResult object of L4V's DetectAnomalies response (l4v-behaviour.md 5.2/5.3)."""
+        out: dict[str, Any] = {
+            "Source": {"Type": "direct"},
+            "IsAnomalous": self.is_anomalous,
+            "Confidence": self.confidence,
+        }
+        if segmentation:
+            out["Anomalies"] = self.anomalies
+            out["AnomalyMask"] = base64.b64encode(self.anomaly_mask_png).decode("ascii")
+        return out
+
+
+class Detector:
+    def __init__(self, onnx_path: str | Path, manifest: Manifest, threads: int | None = None) -> None:
+        self.manifest = manifest
+        so = ort.SessionOptions()
+        if threads:
+            so.intra_op_num_threads = threads
+            so.inter_op_num_threads = 1
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"])
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        self.size = manifest.input_size
+        self.calibration = manifest.calibration
+        self.classes = manifest.classes
+
+    @classmethod
+    def load(
+        cls, location: str | Path | tuple[str | Path, str | Path], threads: int | None = None
+    ) -> Detector:
+        """From a directory holding model.onnx + model.json, or an (onnx, manifest) pair of paths."""
+        if isinstance(location, tuple):
+            onnx_path, manifest_path = Path(location[0]), Path(location[1])
+        else:
+            d = Path(location)
+            manifest_path = d / "model.json"
+            onnx_path = d / Manifest.read(manifest_path).model_file
+        return cls(onnx_path, Manifest.read(manifest_path), threads=threads)
+
+    def run(self, pixels: np.ndarray) -> dict[str, np.ndarray]:
+        """Raw graph outputs for a (N, 3, S, S) float32 batch of 0-255 pixels."""
+        outs = self.session.run(None, {"image": np.ascontiguousarray(pixels, dtype=np.float32)})
+        return dict(zip(self.output_names, outs, strict=True))
+
+    def detect(self, image: ImageInput) -> DetectionResult:
+        """Classify and segment one image (PNG/JPEG bytes, path, PIL image or array)."""
+        t0 = time.perf_counter()
+        img = open_image(image)  # raises InvalidImageError
+        w, h = img.size
+        x = to_model_input(img, self.size)[None]
+        t1 = time.perf_counter()
+        out = self.run(x)
+        t2 = time.perf_counter()
+        raw = float(out["score"][0])
+        anomalous, confidence, prob = self.calibration.decide(raw)
+        amap = resize_map(out["anomaly_map"][0, 0], (w, h))
+        # A normal verdict gets an all-background mask so classification and segmentation agree.
+        mask = amap >= self.calibration.pixel_threshold if anomalous else np.zeros((h, w), dtype=bool)
+        cmap = out.get("class_map")
+        class_img = class_index_image(mask, amap, None if cmap is None else cmap[0], self.classes)
+        png, anomalies = render(class_img, self.classes)
+        t3 = time.perf_counter()
+        return DetectionResult(
+            is_anomalous=bool(anomalous),
+            confidence=float(confidence),
+            anomaly_score=float(prob),
+            raw_score=raw,
+            anomaly_mask_png=png,
+            anomalies=anomalies,
+            anomaly_map=amap,
+            width=w,
+            height=h,
+            timings_ms={
+                "decode": (t1 - t0) * 1e3,
+                "graph": (t2 - t1) * 1e3,
+                "postprocess": (t3 - t2) * 1e3,
+            },
+        )

@@ -1,0 +1,86 @@
+"""The JSON manifest written beside model.onnx (torch-free; read by the serving side)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .calibration import Calibration
+
+FORMAT = "openlookout-anomaly-model"
+FORMAT_VERSION = 1
+BACKGROUND = "background"
+BACKGROUND_COLOR = "#FFFFFF"
+DEFAULT_CLASS = "anomaly"
+# Distinct, saturated colours for classes the training data gave no colour for (tab10 minus grey).
+PALETTE = ["#D62728", "#1F77B4", "#2CA02C", "#FF7F0E", "#9467BD", "#8C564B", "#E377C2", "#BCBD22", "#17BECF"]
+
+
+@dataclass
+class AnomalyClass:
+    id: int
+    name: str
+    color: str
+
+
+@dataclass
+class Manifest:
+    input_size: int
+    calibration: Calibration
+    classes: list[AnomalyClass]
+    model_file: str = "model.onnx"
+    engine: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "model_file": self.model_file,
+            "input": {
+                "name": "image",
+                "shape": [1, 3, self.input_size, self.input_size],
+                "layout": "NCHW",
+                "dtype": "float32",
+                "color": "RGB (grayscale replicated)",
+                "resize": "bilinear to input size, aspect ratio not kept",
+                "value_range": [0, 255],
+                "normalization": {"mean": [127.0] * 3, "std": [128.0] * 3, "applied": "inside the graph"},
+            },
+            "outputs": {
+                "score": "float32 (N,): raw anomaly score = max of anomaly_map",
+                "anomaly_map": "float32 (N, 1, S, S): nearest-neighbour patch distance, smoothed",
+                "class_map": "int64 (N, h, w): class id of the nearest labeled defect patch (if classes > 1)",
+            },
+            "threshold": self.calibration.threshold,
+            "pixel_threshold": self.calibration.pixel_threshold,
+            "calibration": self.calibration.to_dict(),
+            "classes": [{"id": c.id, "name": c.name, "color": c.color} for c in self.classes],
+            "background": {"name": BACKGROUND, "color": BACKGROUND_COLOR},
+            "engine": self.engine,
+            "training": self.training,
+        }
+
+    def write(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Manifest:
+        if d.get("format") != FORMAT:
+            raise ValueError(f"not an {FORMAT} manifest")
+        if int(d.get("format_version", 0)) > FORMAT_VERSION:
+            raise ValueError(f"manifest format_version {d['format_version']} is newer than {FORMAT_VERSION}")
+        return cls(
+            input_size=int(d["input"]["shape"][-1]),
+            calibration=Calibration.from_dict(d["calibration"]),
+            classes=[AnomalyClass(int(c["id"]), str(c["name"]), str(c["color"])) for c in d["classes"]],
+            model_file=str(d.get("model_file", "model.onnx")),
+            engine=dict(d.get("engine", {})),
+            training=dict(d.get("training", {})),
+        )
+
+    @classmethod
+    def read(cls, path: str | Path) -> Manifest:
+        return cls.from_dict(json.loads(Path(path).read_text()))

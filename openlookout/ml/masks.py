@@ -1,0 +1,113 @@
+"""Anomaly masks in L4V's conventions (numpy + Pillow only).
+
+The mask PNG is RGB at the input image's size: white (#FFFFFF) background, each anomaly class painted
+in its colour. Anomalies list: background first, then one entry per class found (area > 0), areas as
+fractions 0-1 of the image.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import deque
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from .manifest import BACKGROUND, BACKGROUND_COLOR, AnomalyClass
+
+
+def hex_to_rgb(color: str) -> tuple[int, int, int]:
+    c = color.lstrip("#")
+    return int(c[0:2], 16), int(c[2:4], 16), int(c[4:6], 16)
+
+
+def resize_map(amap: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of a float map to (width, height)."""
+    if amap.shape[::-1] == size:
+        return amap.astype(np.float32, copy=False)
+    img = Image.fromarray(amap.astype(np.float32), mode="F")
+    return np.asarray(img.resize(size, Image.Resampling.BILINEAR), dtype=np.float32)
+
+
+def label_components(grid: np.ndarray) -> tuple[np.ndarray, int]:
+    """4-connected components of a small boolean grid (the feature grid, ~32 x 32)."""
+    labels = np.zeros(grid.shape, dtype=np.int32)
+    n = 0
+    h, w = grid.shape
+    for y0, x0 in zip(*np.nonzero(grid), strict=True):
+        if labels[y0, x0]:
+            continue
+        n += 1
+        labels[y0, x0] = n
+        q = deque([(y0, x0)])
+        while q:
+            y, x = q.popleft()
+            for yy, xx in ((y - 1, x), (y + 1, x), (y, x - 1), (y, x + 1)):
+                if 0 <= yy < h and 0 <= xx < w and grid[yy, xx] and not labels[yy, xx]:
+                    labels[yy, xx] = n
+                    q.append((yy, xx))
+    return labels, n
+
+
+def class_index_image(
+    mask: np.ndarray, amap: np.ndarray, class_map: np.ndarray | None, classes: list[AnomalyClass]
+) -> np.ndarray:
+    """Per-pixel class id (0 = background) for a boolean mask.
+
+    Each connected anomalous region of the feature grid takes one class: the vote of its cells' nearest
+    labeled-defect classes, weighted by the anomaly map, so a region is never split into speckles.
+    """
+    out = np.zeros(mask.shape, dtype=np.int32)
+    if not mask.any():
+        return out
+    if class_map is None or len(classes) <= 1:
+        out[mask] = classes[0].id if classes else 1
+        return out
+    gh, gw = class_map.shape
+    hh, ww = mask.shape
+    ys = np.minimum(np.arange(hh) * gh // hh, gh - 1)
+    xs = np.minimum(np.arange(ww) * gw // ww, gw - 1)
+    # Grid cell anomalous if any of its pixels is.
+    cell_any = np.zeros((gh, gw), dtype=bool)
+    my, mx = np.nonzero(mask)
+    cell_any[ys[my], xs[mx]] = True
+    cell_w = np.zeros((gh, gw), dtype=np.float64)
+    np.add.at(cell_w, (ys[my], xs[mx]), amap[my, mx])
+    comp, n = label_components(cell_any)
+    ids = [c.id for c in classes]
+    comp_class = np.zeros(n + 1, dtype=np.int32)
+    for k in range(1, n + 1):
+        cells = comp == k
+        votes = {cid: float(cell_w[cells & (class_map == cid)].sum()) for cid in ids}
+        comp_class[k] = max(votes, key=lambda c: votes[c]) if any(votes.values()) else ids[0]
+    out[my, mx] = comp_class[comp[ys[my], xs[mx]]]
+    return out
+
+
+def render(class_img: np.ndarray, classes: list[AnomalyClass]) -> tuple[bytes, list[dict[str, Any]]]:
+    """Mask PNG bytes and L4V's Anomalies list for a per-pixel class-id image."""
+    h, w = class_img.shape
+    total = float(h * w)
+    lut = np.full((max([c.id for c in classes], default=0) + 1, 3), 255, dtype=np.uint8)
+    for c in classes:
+        lut[c.id] = hex_to_rgb(c.color)
+    counts = np.bincount(class_img.ravel(), minlength=lut.shape[0])
+    rgb = lut[class_img]
+    buf = io.BytesIO()
+    Image.fromarray(rgb, "RGB").save(buf, format="PNG", compress_level=1)
+    found = [c for c in classes if counts[c.id] > 0]
+    anomalies: list[dict[str, Any]] = [
+        {
+            "Name": BACKGROUND,
+            "PixelAnomaly": {"TotalPercentageArea": float(counts[0] / total), "Color": BACKGROUND_COLOR},
+        }
+    ]
+    for c in found:
+        anomalies.append(
+            {
+                "Name": c.name,
+                "PixelAnomaly": {"TotalPercentageArea": float(counts[c.id] / total), "Color": c.color},
+            }
+        )
+    return buf.getvalue(), anomalies
