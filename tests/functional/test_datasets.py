@@ -476,3 +476,22 @@ def test_internal_errors_end_in_a_failed_status(call: Caller, workflows: Workflo
     monkeypatch.setattr(dataset_import, "count_entries", broken)
     message = create_failed_message(call, manifest(*sample_lines()))
     assert message.startswith("An internal error stopped the operation (RuntimeError: disk on fire)")
+
+
+BOTTLE = ROOT.parent / "shared" / "datasets" / "mvtec-bottle"
+
+
+@pytest.mark.skipif(not BOTTLE.is_dir(), reason="../shared/datasets/mvtec-bottle is not here")
+def test_mvtec_bottle_through_the_folder_tool(call: Caller, workflows: Workflows):
+    from openlookout.tools.manifest_from_folder import from_folder
+
+    from_folder(BOTTLE, BUCKET, "bottle")
+    for dataset_type in ("train", "test"):
+        key = f"bottle/{dataset_type}.manifest"
+        source = {"GroundTruthManifest": {"S3Object": {"Bucket": BUCKET, "Key": key}}}
+        call("CreateDataset", ProjectName="bottles", DatasetType=dataset_type, DatasetSource=source)
+    train, test = describe(call, "train")["ImageStats"], describe(call, "test")["ImageStats"]
+    assert train == {"Total": 209, "Labeled": 209, "Normal": 209, "Anomaly": 0}
+    assert test == {"Total": 83, "Labeled": 83, "Normal": 20, "Anomaly": 63}
+    masked = entries(call, "test", AnomalyClass="anomaly", SourceRefContains="broken_small", MaxResults=100)
+    assert len(masked) == 22 and all("anomaly-mask-ref" in e for e in masked)
