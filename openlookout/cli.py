@@ -1,0 +1,99 @@
+"""The `openlookout` command. Each subcommand is a module-level `register(subparsers)` here, so
+adding one (e.g. `openlookout manifest ...`) is one function plus one line in COMMANDS."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
+
+
+def _parameter(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected Name=Value, got {text!r}")
+    return key, value
+
+
+def register_serve(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="run the API, S3 and Step Functions of template.yaml locally on one endpoint",
+        description="Runs the handlers of template.yaml in-process behind one local endpoint that "
+        "answers the lookoutvision, s3 and stepfunctions clients. Data lives in --data-dir.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
+    parser.add_argument("--port", type=int, default=3000, help="port (0 picks a free one; default 3000)")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(".openlookout"),
+        help="where everything is kept (./.openlookout)",
+    )
+    parser.add_argument("--template", type=Path, default=None, help="SAM template (default ./template.yaml)")
+    parser.add_argument(
+        "--backend",
+        choices=("auto", "local", "moto"),
+        default="auto",
+        help="local: DynamoDB Local + s3rver (needs java, node, node_modules); moto: in-process; "
+        "auto: local when possible",
+    )
+    parser.add_argument("--account-id", default="000000000000")
+    parser.add_argument("--region", default="us-east-1")
+    parser.add_argument(
+        "--parameter",
+        type=_parameter,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a template parameter's Default (repeatable)",
+    )
+    parser.add_argument("--max-executions", type=int, default=8, help="state machine executions run at once")
+    parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    parser.set_defaults(run=run_serve)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from openlookout.local.server import ServeOptions, configure_logging, serve
+
+    configure_logging(args.log_level)
+    options = ServeOptions(
+        host=args.host,
+        port=args.port,
+        data_dir=args.data_dir,
+        template=args.template,
+        backend=args.backend,
+        account_id=args.account_id,
+        region=args.region,
+        parameter_overrides=dict(args.parameter),
+        max_executions=args.max_executions,
+    )
+    code = serve(options)
+    # Everything is stopped and flushed; skip the interpreter's slow teardown of ~100 imported modules.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+COMMANDS: list[Register] = [register_serve]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="openlookout", description="OpenLookout command line")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for register in COMMANDS:
+        register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

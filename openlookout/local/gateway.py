@@ -1,0 +1,447 @@
+"""One HTTP endpoint for everything, as LocalStack's edge port: the SigV4 credential scope's
+service name picks the target. `s3` is proxied to the S3 backend, `states` goes to the local
+Step Functions, anything else is matched against the template's API Gateway routes and turned
+into a REST API proxy event (payload format 1.0) for the handler, called in this process.
+"""
+
+from __future__ import annotations
+
+import base64
+import fnmatch
+import http.client
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
+
+from openlookout.local.lambdas import Functions
+from openlookout.local.template import Route
+
+log = logging.getLogger("serve.gateway")
+
+StartResponse = Callable[..., Any]
+WsgiEnviron = dict[str, Any]
+
+_CREDENTIAL = re.compile(r"Credential=([^/,\s]*)/([^/]*)/([^/]*)/([^/,\s]*)/")
+_HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailers",
+    "transfer-encoding",
+    "upgrade",
+    "expect",  # the front server has answered 100-continue already
+    "host",
+}
+CHUNK = 256 * 1024
+
+
+def signed_service(environ: WsgiEnviron) -> str | None:
+    """The service of the SigV4 credential scope (header or presigned query), or None."""
+    match = _CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
+    if match:
+        return match.group(4)
+    query = environ.get("QUERY_STRING", "")
+    if "X-Amz-Credential" in query:
+        for key, value in parse_qsl(query):
+            if key == "X-Amz-Credential":
+                parts = value.split("/")
+                return parts[3] if len(parts) > 3 else None
+    if environ.get("HTTP_AUTHORIZATION", "").startswith("AWS ") or "AWSAccessKeyId=" in query:
+        return "s3"  # SigV2 exists only for S3 nowadays
+    return None
+
+
+def raw_path(environ: WsgiEnviron) -> str:
+    """The path as sent, still percent-encoded: `%2F` inside an ARN must not split segments."""
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if raw:
+        if "://" in raw:  # absolute-form request target
+            raw = urlsplit(raw).path or "/"
+        return str(raw.split("?", 1)[0])
+    return quote(environ.get("PATH_INFO", "/"))
+
+
+def json_error(start_response: StartResponse, status: int, code: str, message: str) -> list[bytes]:
+    body = json.dumps({"__type": code, "message": message, "Message": message}).encode()
+    reason = http.client.responses.get(status, "Error")
+    start_response(
+        f"{status} {reason}",
+        [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(body))),
+            ("x-amzn-ErrorType", code),
+            ("x-amzn-RequestId", str(uuid.uuid4())),
+        ],
+    )
+    return [body]
+
+
+def _headers_of(environ: WsgiEnviron) -> list[tuple[str, str]]:
+    headers = []
+    for key, value in environ.items():
+        if key.startswith("HTTP_"):
+            headers.append((key[5:].replace("_", "-").title(), value))
+    if environ.get("CONTENT_TYPE"):
+        headers.append(("Content-Type", environ["CONTENT_TYPE"]))
+    if environ.get("CONTENT_LENGTH"):
+        headers.append(("Content-Length", environ["CONTENT_LENGTH"]))
+    return headers
+
+
+def _read_body(environ: WsgiEnviron) -> bytes:
+    stream = environ["wsgi.input"]
+    length = environ.get("CONTENT_LENGTH")
+    if length:
+        return bytes(stream.read(int(length)))
+    if environ.get("wsgi.input_terminated"):
+        return bytes(stream.read())  # chunked: the server de-chunks and marks the end
+    return b""
+
+
+# ---------------------------------------------------------------- S3: a streaming proxy
+
+
+class S3Proxy:
+    def __init__(self, backend_url: str, access_key: str | None) -> None:
+        parts = urlsplit(backend_url)
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or 80
+        self.access_key = access_key
+
+    def _rewrite_key(self, text: str) -> str:
+        if not self.access_key:
+            return text
+        return _CREDENTIAL.sub(
+            lambda m: f"Credential={self.access_key}/{m.group(2)}/{m.group(3)}/{m.group(4)}/", text
+        )
+
+    def _query(self, query: str) -> str | None:
+        """The query for the backend; None when a SigV2 presigned URL has expired."""
+        if not query or not self.access_key:
+            return query
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if not any(k in ("X-Amz-Credential", "AWSAccessKeyId") for k, _ in pairs):
+            return query
+        rewritten = []
+        for key, value in pairs:
+            if key == "X-Amz-Credential":
+                value = self.access_key + "/" + value.split("/", 1)[1]
+            elif key in ("AWSAccessKeyId", "Signature"):
+                continue  # SigV2 is the one s3rver verifies: send it unsigned (s3rver allows that)
+            elif key == "Expires" and any(k == "AWSAccessKeyId" for k, _ in pairs):
+                if value.isdigit() and int(value) < time.time():
+                    return None
+                continue
+            rewritten.append(f"{quote(key, safe='-_.~')}={quote(value, safe='-_.~')}")
+        return "&".join(rewritten)
+
+    def __call__(self, environ: WsgiEnviron, start_response: StartResponse) -> Iterable[bytes]:
+        path = raw_path(environ)
+        query = self._query(environ.get("QUERY_STRING", ""))
+        if query is None:
+            _read_body(environ)
+            body = b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>AccessDenied</Code>"
+            body += b"<Message>Request has expired</Message></Error>"
+            start_response(
+                "403 Forbidden", [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))]
+            )
+            return [body]
+        target = path + ("?" + query if query else "")
+        connection = http.client.HTTPConnection(self.host, self.port, timeout=300)
+        length = environ.get("CONTENT_LENGTH")
+        chunked = (
+            not length
+            and environ.get("wsgi.input_terminated")
+            and environ["REQUEST_METHOD"]
+            not in (
+                "GET",
+                "HEAD",
+                "DELETE",
+            )
+        )
+        connection.putrequest(environ["REQUEST_METHOD"], target, skip_host=True, skip_accept_encoding=True)
+        connection.putheader("Host", environ.get("HTTP_HOST", f"{self.host}:{self.port}"))
+        for name, value in _headers_of(environ):
+            lower = name.lower()
+            if lower in _HOP_BY_HOP or (lower == "content-length" and not length):
+                continue
+            if lower == "authorization":
+                if value.startswith("AWS ") and self.access_key:
+                    continue  # SigV2 header: unsigned, see _query
+                value = self._rewrite_key(value)
+            connection.putheader(name, value)
+        if chunked:
+            connection.putheader("Transfer-Encoding", "chunked")
+        connection.endheaders()
+        stream = environ["wsgi.input"]
+        if length:
+            remaining = int(length)
+            while remaining > 0:
+                data = stream.read(min(CHUNK, remaining))
+                if not data:
+                    break
+                connection.send(data)
+                remaining -= len(data)
+        elif chunked:
+            while data := stream.read(CHUNK):
+                connection.send(f"{len(data):X}\r\n".encode() + data + b"\r\n")
+            connection.send(b"0\r\n\r\n")
+        response = connection.getresponse()
+        headers = [(k, v) for k, v in response.getheaders() if k.lower() not in _HOP_BY_HOP]
+        start_response(f"{response.status} {response.reason}", headers)
+        return _stream(response, connection)
+
+
+def _stream(response: http.client.HTTPResponse, connection: http.client.HTTPConnection) -> Iterator[bytes]:
+    try:
+        while data := response.read(CHUNK):
+            yield data
+    finally:
+        connection.close()
+
+
+# ---------------------------------------------------------------- API Gateway REST proxy events
+
+
+@dataclass(frozen=True)
+class RouteMatch:
+    route: Route
+    path_parameters: dict[str, str]
+
+
+class Router:
+    def __init__(self, routes: Iterable[Route], stages: Iterable[str] = ()) -> None:
+        self.routes = list(routes)
+        self.stages = [s for s in stages if s]
+
+    def _match(self, segments: list[str], route: Route) -> dict[str, str] | None:
+        params: dict[str, str] = {}
+        pattern = route.segments
+        for index, part in enumerate(pattern):
+            if part.startswith("{") and part.endswith("+}"):  # greedy {proxy+}
+                rest = segments[index:]
+                if not rest:
+                    return None
+                params[part[1:-2]] = "/".join(rest)
+                return params
+            if index >= len(segments):
+                return None
+            if part.startswith("{") and part.endswith("}"):
+                params[part[1:-1]] = segments[index]
+            elif part != segments[index]:
+                return None
+        return params if len(segments) == len(pattern) else None
+
+    def match(self, method: str, path: str) -> tuple[RouteMatch | None, bool, str]:
+        """(the match, whether the path exists with another method, the path without a stage)."""
+        candidates = [path]
+        for stage in self.stages:
+            if path.startswith(f"/{stage}/"):
+                candidates.append(path[len(stage) + 1 :])
+        path_known = False
+        for candidate in candidates:
+            segments = [s for s in candidate.split("/") if s]
+            for route in self.routes:
+                params = self._match(segments, route)
+                if params is None:
+                    continue
+                if route.method in (method, "ANY"):
+                    return RouteMatch(route, params), True, candidate
+                path_known = True
+        return None, path_known, path
+
+
+def _is_binary(content_type: str, binary_types: list[str]) -> bool:
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return (
+        any(fnmatch.fnmatch(media_type, pattern.lower()) for pattern in binary_types) if media_type else False
+    )
+
+
+def proxy_event(
+    environ: WsgiEnviron,
+    match: RouteMatch,
+    path: str,
+    body: bytes,
+    binary_types: list[str],
+    stage: str,
+    account_id: str,
+) -> dict[str, Any]:
+    headers: dict[str, str] = {}
+    multi_headers: dict[str, list[str]] = {}
+    for name, value in _headers_of(environ):
+        headers[name] = value
+        multi_headers.setdefault(name, []).append(value)
+    query: dict[str, str] = {}
+    multi_query: dict[str, list[str]] = {}
+    for key, value in parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True):
+        query[key] = value  # the last value wins, as API Gateway does
+        multi_query.setdefault(key, []).append(value)
+    content_type = environ.get("CONTENT_TYPE", "")
+    is_binary = _is_binary(content_type, binary_types)
+    text_body: str | None
+    if not body:
+        text_body = None
+    elif is_binary:
+        text_body = base64.b64encode(body).decode("ascii")
+    else:
+        try:
+            text_body = body.decode("utf-8")
+        except UnicodeDecodeError:
+            text_body, is_binary = base64.b64encode(body).decode("ascii"), True
+    request_id = str(uuid.uuid4())
+    now = time.time()
+    source_ip = environ.get("REMOTE_ADDR", "127.0.0.1")
+    return {
+        "resource": match.route.path,
+        "path": unquote(path),
+        "httpMethod": environ["REQUEST_METHOD"],
+        "headers": headers or None,
+        "multiValueHeaders": multi_headers or None,
+        "queryStringParameters": query or None,
+        "multiValueQueryStringParameters": multi_query or None,
+        "pathParameters": match.path_parameters or None,  # as sent: still percent-encoded
+        "stageVariables": None,
+        "requestContext": {
+            "resourceId": "local",
+            "resourcePath": match.route.path,
+            "httpMethod": environ["REQUEST_METHOD"],
+            "extendedRequestId": request_id,
+            "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+            "path": f"/{stage}{unquote(path)}" if stage else unquote(path),
+            "accountId": account_id,
+            "protocol": environ.get("SERVER_PROTOCOL", "HTTP/1.1"),
+            "stage": stage,
+            "domainPrefix": "localhost",
+            "requestTimeEpoch": int(now * 1000),
+            "requestId": request_id,
+            "identity": {
+                "sourceIp": source_ip,
+                "userAgent": environ.get("HTTP_USER_AGENT"),
+                "accessKey": _access_key(environ),
+                "accountId": account_id,
+            },
+            "domainName": environ.get("HTTP_HOST", "localhost"),
+            "apiId": "local",
+        },
+        "body": text_body,
+        "isBase64Encoded": is_binary,
+    }
+
+
+def _access_key(environ: WsgiEnviron) -> str | None:
+    match = _CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
+    return match.group(1) if match else None
+
+
+def proxy_response(result: Any, start_response: StartResponse) -> list[bytes]:
+    """Puts a proxy integration result on the wire, as API Gateway does (502 if malformed)."""
+    if not isinstance(result, dict) or not isinstance(result.get("statusCode", 200), int):
+        log.error("malformed Lambda proxy response: %r", result)
+        return json_error(start_response, 502, "InternalServerErrorException", "Internal server error")
+    body = result.get("body")
+    if body is None:
+        data = b""
+    elif result.get("isBase64Encoded"):
+        data = base64.b64decode(body)
+    else:
+        data = str(body).encode("utf-8")
+    headers: list[tuple[str, str]] = []
+    for name, value in (result.get("headers") or {}).items():
+        headers.append((str(name), str(value)))
+    single = {name.lower() for name, _ in headers}
+    for name, values in (result.get("multiValueHeaders") or {}).items():
+        if name.lower() not in single:
+            headers.extend((str(name), str(v)) for v in values)
+    names = {name.lower() for name, _ in headers}
+    if "content-type" not in names:
+        headers.append(("Content-Type", "application/json"))
+    if "x-amzn-requestid" not in names:
+        headers.append(("x-amzn-RequestId", str(uuid.uuid4())))
+    headers = [(n, v) for n, v in headers if n.lower() not in ("content-length", "transfer-encoding")]
+    headers.append(("Content-Length", str(len(data))))
+    status = int(result.get("statusCode", 200))
+    start_response(f"{status} {http.client.responses.get(status, 'Unknown')}", headers)
+    return [data]
+
+
+# ---------------------------------------------------------------- the WSGI application
+
+
+class Gateway:
+    def __init__(
+        self,
+        functions: Functions,
+        router: Router,
+        binary_types: list[str],
+        account_id: str,
+        s3: S3Proxy,
+        states: Callable[[WsgiEnviron, StartResponse], Iterable[bytes]] | None = None,
+        dynamodb: S3Proxy | None = None,
+    ) -> None:
+        self.functions = functions
+        self.router = router
+        self.binary_types = binary_types
+        self.account_id = account_id
+        self.s3 = s3
+        self.states = states
+        self.dynamodb = dynamodb  # handy for inspecting tables with the one endpoint
+
+    def __call__(self, environ: WsgiEnviron, start_response: StartResponse) -> Iterable[bytes]:
+        service = signed_service(environ)
+        try:
+            if service == "s3":
+                return self.s3(environ, start_response)
+            if service == "dynamodb" and self.dynamodb is not None:
+                return self.dynamodb(environ, start_response)
+            if service == "states" or environ.get("HTTP_X_AMZ_TARGET", "").startswith("AWSStepFunctions."):
+                if self.states is None:
+                    return json_error(start_response, 400, "UnknownOperationException", "No Step Functions")
+                return self.states(environ, start_response)
+            return self.api(environ, start_response)
+        except ConnectionError as error:
+            log.error("backend unreachable: %s", error)
+            return json_error(start_response, 503, "ServiceUnavailableException", str(error))
+
+    def api(self, environ: WsgiEnviron, start_response: StartResponse) -> list[bytes]:
+        method = environ["REQUEST_METHOD"]
+        path = raw_path(environ)
+        match, path_known, stripped = self.router.match(method, path)
+        if match is None:
+            body = _read_body(environ)  # drain, so keep-alive connections stay in sync
+            del body
+            if path_known:
+                return json_error(
+                    start_response, 405, "MethodNotAllowedException", f"{method} is not allowed on {path}"
+                )
+            return json_error(
+                start_response, 404, "UnknownOperationException", f"No route for {method} {path}"
+            )
+        stage = path[1 : len(path) - len(stripped)] if stripped != path else ""
+        stage = stage or (self.router.stages[0] if self.router.stages else "")
+        event = proxy_event(
+            environ, match, stripped, _read_body(environ), self.binary_types, stage, self.account_id
+        )
+        started = time.monotonic()
+        try:
+            result = self.functions.invoke(match.route.function, event)
+        except Exception:
+            log.exception("%s failed", match.route.function)
+            return json_error(start_response, 502, "InternalServerErrorException", "Internal server error")
+        finally:
+            log.info(
+                "%s %s -> %s (%.0f ms)",
+                method,
+                path,
+                match.route.function,
+                (time.monotonic() - started) * 1000,
+            )
+        return proxy_response(result, start_response)

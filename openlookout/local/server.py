@@ -1,0 +1,252 @@
+"""`openlookout serve`: the template's functions, tables, buckets and state machines on one port."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any
+
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from openlookout.local.backends import (
+    DUMMY_KEY,
+    REPO_ROOT,
+    Backends,
+    choose_backends,
+    create_buckets,
+    create_tables,
+)
+from openlookout.local.gateway import Gateway, Router, S3Proxy, StartResponse, WsgiEnviron
+from openlookout.local.lambdas import Functions
+from openlookout.local.template import LocalNames, SecretStore, Template
+
+# Not under "openlookout": Powertools filters records of loggers named like its service.
+log = logging.getLogger("serve")
+
+DEFAULT_DATA_DIR = ".openlookout"
+DEFAULT_TEMPLATE = "template.yaml"
+
+
+@dataclass
+class ServeOptions:
+    host: str = "127.0.0.1"
+    port: int = 3000
+    data_dir: Path = Path(DEFAULT_DATA_DIR)
+    template: Path | None = None
+    backend: str = "auto"  # auto | local | moto
+    account_id: str = "000000000000"
+    region: str = "us-east-1"
+    parameter_overrides: dict[str, str] = field(default_factory=dict)
+    max_executions: int = 8
+
+
+def find_template(explicit: Path | None) -> Path:
+    if explicit is not None:
+        return explicit
+    for candidate in (Path.cwd() / DEFAULT_TEMPLATE, REPO_ROOT / DEFAULT_TEMPLATE):
+        if candidate.exists():
+            return candidate
+    raise FileNotFoundError("no template.yaml here; pass --template")
+
+
+class DataDirLock:
+    """Two servers on one data dir would corrupt DynamoDB Local's database: refuse the second."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self._file: IO[str] = open(data_dir / ".lock", "w")  # noqa: SIM115 - held for the process lifetime
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._file.close()
+            raise RuntimeError(f"{data_dir} is in use by another `openlookout serve`") from None
+        self._file.write(str(os.getpid()))
+        self._file.flush()
+
+    def release(self) -> None:
+        with contextlib.suppress(OSError):
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+        self._file.close()
+
+
+class LocalService:
+    def __init__(self, options: ServeOptions) -> None:
+        self.options = options
+        self.data_dir = options.data_dir.resolve()
+        self.backends: Backends | None = None
+        self.server: BaseWSGIServer | None = None
+        self.states: Any = None
+        self._lock: DataDirLock | None = None
+        self.endpoint = ""
+
+    def _internal_host(self) -> str:
+        # Handlers reach us over loopback whatever we bind to; an IP also makes boto3 use path-style S3.
+        return "127.0.0.1" if self.options.host in ("0.0.0.0", "localhost", "") else self.options.host
+
+    def start(self) -> str:
+        started = time.monotonic()
+        options = self.options
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = DataDirLock(self.data_dir)
+        template_path = find_template(options.template).resolve()
+        names = LocalNames(
+            account_id=options.account_id,
+            region=options.region,
+            secret=SecretStore(self.data_dir / "secrets.json"),
+        )
+        template = Template(template_path, names, options.parameter_overrides)
+
+        # Bind first: the port is then known for the environment, and taken early if busy.
+        self.server = make_server(options.host, options.port, self._app_placeholder, threaded=True)
+        port = self.server.server_port
+        self.endpoint = f"http://{options.host}:{port}"
+        internal = f"http://{self._internal_host()}:{port}"
+
+        self.backends = choose_backends(options.backend, self.data_dir, self._internal_host())
+        self.backends.launch()
+        functions = list(template.functions().values())
+        self._set_environment(functions, internal)
+        registry = Functions(functions, options.region, options.account_id)
+        # Import while the JVM starts: import errors show now, not at the first request.
+        registry.load_all()
+        log.debug("handlers imported after %.2f s", time.monotonic() - started)
+        self.backends.wait_ready()
+        log.debug("backends up after %.2f s", time.monotonic() - started)
+        created = create_tables(self.backends, template.tables(), options.region)
+        created += create_buckets(self.backends, template.buckets(), options.region)
+        if created:
+            log.info("created %s", ", ".join(created))
+
+        from openlookout.local.stepfunctions import StepFunctions
+
+        self.states = StepFunctions(
+            template.state_machines(),
+            registry,
+            self.data_dir / "stepfunctions",
+            options.region,
+            options.account_id,
+            max_workers=options.max_executions,
+        )
+        self.states.recover()
+        router = Router(template.routes(), template.stage_names())
+        s3 = S3Proxy(self.backends.s3_url, self.backends.s3_access_key)
+        dynamodb = S3Proxy(self.backends.dynamodb_url, None)  # same streaming proxy, no key rewrite
+        gateway = Gateway(
+            registry, router, template.binary_media_types(), options.account_id, s3, self.states, dynamodb
+        )
+        self.server.app = gateway
+        log.info(
+            "%d routes, %d functions, %d state machines, backend %s, data in %s (%.1f s)",
+            len(router.routes),
+            len(functions),
+            len(template.state_machines()),
+            self.backends.name,
+            self.data_dir,
+            time.monotonic() - started,
+        )
+        return self.endpoint
+
+    @staticmethod
+    def _app_placeholder(environ: WsgiEnviron, start_response: StartResponse) -> Iterable[bytes]:
+        start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+        return [b"starting"]
+
+    def _set_environment(self, functions: list[Any], endpoint: str) -> None:
+        """Everything a handler's imports read from os.environ, set before the first import."""
+        assert self.backends is not None
+        env: dict[str, str] = {}
+        for function in functions:
+            for key, value in function.environment.items():
+                if key in env and env[key] != value:
+                    log.warning(
+                        "%s differs between functions; all share one process, using %r", key, env[key]
+                    )
+                    continue
+                env[key] = value
+        region = self.options.region
+        env.update(
+            {
+                "AWS_REGION": region,
+                "AWS_DEFAULT_REGION": region,
+                # Dummy credentials: real ones must never reach AWS from a local run.
+                "AWS_ACCESS_KEY_ID": DUMMY_KEY,
+                "AWS_SECRET_ACCESS_KEY": DUMMY_KEY,
+                "AWS_EC2_METADATA_DISABLED": "true",
+                # Every service defaults to this endpoint, so nothing a handler calls reaches AWS.
+                "AWS_ENDPOINT_URL": endpoint,
+                "AWS_ENDPOINT_URL_DYNAMODB": self.backends.dynamodb_url,
+                "AWS_ENDPOINT_URL_S3": endpoint,  # presigned URLs a handler makes work for the user
+                "AWS_ENDPOINT_URL_SFN": endpoint,  # botocore's variable for the `stepfunctions` client
+                "AWS_ENDPOINT_URL_STEPFUNCTIONS": endpoint,
+                "POWERTOOLS_TRACE_DISABLED": "true",
+                "OPENLOOKOUT_LOCAL": "1",
+                "OPENLOOKOUT_DATA_DIR": str(self.data_dir),
+            }
+        )
+        os.environ.pop("AWS_SESSION_TOKEN", None)
+        os.environ.pop("AWS_PROFILE", None)
+        os.environ.update(env)
+
+    def serve_forever(self) -> None:
+        assert self.server is not None
+        self.server.serve_forever(poll_interval=0.2)
+
+    def stop(self) -> None:
+        if self.states is not None:
+            self.states.shutdown()
+        if self.server is not None:
+            with contextlib.suppress(Exception):
+                self.server.server_close()
+        if self.backends is not None:
+            started = time.monotonic()
+            self.backends.stop()
+            log.debug("backends stopped in %.2f s", time.monotonic() - started)
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def serve(options: ServeOptions) -> int:
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, _raise_interrupt)
+    service = LocalService(options)
+    try:
+        endpoint = service.start()
+        print(f"OpenLookout listening on {endpoint}", flush=True)
+        service.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        # A second signal while stopping must not cut the cleanup short.
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)
+        started = time.monotonic()
+        service.stop()
+        log.info("stopped in %.1f s", time.monotonic() - started)
+        logging.shutdown()
+    return 0
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("botocore").setLevel(logging.WARNING)
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
+
+
+__all__ = ["LocalService", "ServeOptions", "configure_logging", "serve"]
