@@ -28,6 +28,8 @@ from .metrics import auroc, average_precision, pr_curve, precision_recall_f1, ro
 
 @dataclass
 class TestSample:
+    __test__ = False  # not a pytest test class
+
     image: ImageInput
     is_anomalous: bool
     mask: ImageInput | None = None

@@ -1,0 +1,124 @@
+"""Torch-free building blocks: images, calibration, metrics, masks."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from openlookout.ml.calibration import Calibration, best_f1_threshold, calibrate
+from openlookout.ml.images import InvalidImageError, load_mask, open_image, to_model_input
+from openlookout.ml.manifest import AnomalyClass
+from openlookout.ml.masks import class_index_image, label_components, render
+from openlookout.ml.metrics import auroc, average_precision, precision_recall_f1
+
+from .conftest import png_bytes, texture
+
+
+def test_open_image_accepts_bytes_paths_pil_and_arrays(tmp_path):
+    gray = texture(0, (150, 90))
+    p = tmp_path / "a.jpg"
+    gray.save(p)
+    for src in (png_bytes(gray), p, str(p), gray, np.asarray(gray)):
+        img = open_image(src)
+        assert img.mode == "RGB" and img.size == (150, 90)
+    x = to_model_input(open_image(png_bytes(gray)), 64)
+    assert x.shape == (3, 64, 64) and x.dtype == np.float32 and x.min() >= 0 and x.max() <= 255
+
+
+def test_transparent_pixels_become_white():
+    img = Image.new("RGBA", (8, 8), (0, 0, 0, 0))
+    assert open_image(png_bytes(img)).getpixel((0, 0)) == (255, 255, 255)
+
+
+@pytest.mark.parametrize("data", [b"", b"not an image", png_bytes(texture(1))[:60]])
+def test_undecodable_image_raises_invalid_image_error(data):
+    with pytest.raises(InvalidImageError):
+        open_image(data)
+
+
+def test_load_mask_reads_binary_and_coloured_masks():
+    m = np.zeros((10, 12), np.uint8)
+    m[2:5, 3:6] = 255
+    assert load_mask(Image.fromarray(m), (12, 10)).sum() == 9
+    rgb = Image.new("RGB", (12, 10), "white")
+    rgb.putpixel((1, 1), (0x23, 0xA4, 0x36))
+    got = load_mask(rgb, (12, 10))
+    assert got.sum() == 1 and got[1, 1]
+    assert load_mask(m, (24, 20)).sum() == 36
+
+
+def test_calibration_is_monotone_and_consistent():
+    rng = np.random.default_rng(0)
+    cal = calibrate(rng.normal(1.0, 0.1, 30), rng.normal(2.0, 0.3, 20))
+    assert cal.method == "best-f1-holdout"
+    s = np.linspace(0, 4, 400)
+    p = cal.probability(s)
+    assert np.all(np.diff(p) > 0) and abs(float(cal.probability(cal.threshold)) - 0.5) < 1e-9
+    for x in s:
+        anomalous, conf, prob = cal.decide(float(x))
+        assert anomalous == (x >= cal.threshold)
+        assert 0.5 <= conf <= 1.0
+        assert abs((conf if anomalous else 1 - conf) - prob) < 1e-12
+    again = Calibration.from_dict(cal.to_dict())
+    assert again.threshold == cal.threshold and again.scale_above == cal.scale_above
+
+
+def test_threshold_without_anomalies_uses_normal_distribution():
+    n = np.array([1.0, 1.1, 0.9, 1.05, 0.95])
+    cal = calibrate(n, None, k_sigma=3.0)
+    assert cal.threshold == pytest.approx(max(n.mean() + 3 * n.std(), n.max()))
+    assert cal.anomaly_median is None and cal.scale_above == cal.scale_below
+    assert float(cal.probability(np.median(n))) == pytest.approx(0.05, abs=1e-6)
+
+
+def test_best_f1_threshold_separates():
+    t, f1 = best_f1_threshold(np.array([0.1, 0.2, 0.3, 0.8, 0.9]), np.array([0, 0, 0, 1, 1]))
+    assert 0.3 < t < 0.8 and f1 == 1.0
+
+
+def test_metrics():
+    y = np.array([0, 0, 1, 1])
+    assert auroc(np.array([0.1, 0.2, 0.3, 0.4]), y) == 1.0
+    assert auroc(np.array([0.4, 0.3, 0.2, 0.1]), y) == 0.0
+    assert auroc(np.array([0.5, 0.5, 0.5, 0.5]), y) == 0.5
+    assert auroc(np.array([0.1, 0.4, 0.35, 0.8]), y) == 0.75
+    assert average_precision(np.array([0.1, 0.2, 0.3, 0.4]), y) == 1.0
+    assert average_precision(np.array([0.9, 0.2, 0.3, 0.4]), y) == pytest.approx((0.5 + 2 / 3) / 2)
+    assert precision_recall_f1(np.array([1, 0, 1, 1]), y) == pytest.approx((2 / 3, 1.0, 0.8))
+
+
+def test_components_and_class_voting():
+    grid = np.zeros((6, 6), bool)
+    grid[0:2, 0:2] = True
+    grid[4:6, 3:6] = True
+    labels, n = label_components(grid)
+    assert n == 2 and labels[0, 0] != labels[5, 5]
+    classes = [AnomalyClass(1, "scratch", "#2CA02C"), AnomalyClass(2, "dent", "#1F77B4")]
+    mask = np.zeros((60, 60), bool)
+    mask[0:20, 0:20] = True
+    mask[40:60, 30:60] = True
+    cmap = np.ones((6, 6), np.int64)
+    cmap[4:6, 3:6] = 2
+    cmap[0, 0] = 2  # a minority vote inside the first region must not split it
+    img = class_index_image(mask, np.ones((60, 60), np.float32), cmap, classes)
+    assert set(np.unique(img[0:20, 0:20])) == {1} and set(np.unique(img[40:60, 30:60])) == {2}
+    assert (img[~mask] == 0).all()
+
+
+def test_render_follows_l4v_conventions():
+    classes = [AnomalyClass(1, "scratch", "#2CA02C"), AnomalyClass(2, "dent", "#1F77B4")]
+    ci = np.zeros((10, 20), np.int32)
+    ci[0:2, 0:5] = 2
+    png, anomalies = render(ci, classes)
+    assert anomalies[0] == {
+        "Name": "background",
+        "PixelAnomaly": {"TotalPercentageArea": 0.95, "Color": "#FFFFFF"},
+    }
+    assert [a["Name"] for a in anomalies] == ["background", "dent"]  # only classes found
+    assert anomalies[1]["PixelAnomaly"] == {"TotalPercentageArea": 0.05, "Color": "#1F77B4"}
+    img = Image.open(io.BytesIO(png))
+    assert img.format == "PNG" and img.mode == "RGB" and img.size == (20, 10)
+    assert img.getpixel((19, 9)) == (255, 255, 255) and img.getpixel((0, 0)) == (0x1F, 0x77, 0xB4)

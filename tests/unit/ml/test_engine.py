@@ -1,0 +1,197 @@
+"""Training, export, inference, calibration, masks, class naming and evaluation on generated images."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from openlookout.ml.coreset import greedy_coreset
+from openlookout.ml.evaluation import TestSample, evaluate
+from openlookout.ml.images import InvalidImageError
+from openlookout.ml.inference import Detector
+from openlookout.ml.manifest import Manifest
+
+from .conftest import png_bytes, texture, with_defect
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def test_coreset_covers_every_cluster():
+    gen = torch.Generator().manual_seed(0)
+    centers = torch.randn(6, 8, generator=gen) * 20
+    x = torch.cat([c + torch.randn(3000, 8, generator=gen) for c in centers])
+    idx = greedy_coreset(x, 6, proj_dim=0, group_size=4096)
+    assert len(set(idx.tolist())) == 6
+    assert sorted((i // 3000) for i in idx.tolist()) == list(range(6))
+    assert len(greedy_coreset(x[:10], 50)) == 10
+
+
+def test_training_and_export(trained):
+    res, d, onnx_path, manifest_path, logs = trained
+    assert onnx_path.name == "model.onnx" and manifest_path.name == "model.json"
+    assert onnx_path.stat().st_size > 100_000 and not list(d.glob("*.data"))  # one self-contained file
+    doc = json.loads(manifest_path.read_text())
+    assert doc["format_version"] == 1 and doc["input"]["shape"] == [1, 3, 128, 128]
+    assert doc["input"]["normalization"]["mean"] == [127.0] * 3
+    assert doc["calibration"]["method"] == "best-f1-holdout" and doc["threshold"] > 0
+    assert [c["name"] for c in doc["classes"]] == ["scratch", "spot"]
+    assert all(c["color"].startswith("#") and len(c["color"]) == 7 for c in doc["classes"])
+    assert any("coreset" in line for line in logs)
+    m = Manifest.read(manifest_path)
+    assert m.calibration.threshold == res.calibration.threshold
+
+
+def test_onnx_scores_match_torch(trained):
+    res, d, *_ = trained
+    det = Detector.load(d)
+    imgs = [texture(300 + i) for i in range(3)] + [
+        with_defect(texture(310 + i), "spot", i)[0] for i in range(3)
+    ]
+    torch_scores, torch_maps = res.score(imgs)
+    with torch.no_grad():  # also the pure-torch graph, end to end
+        from openlookout.ml.images import open_image, to_model_input
+
+        x = torch.from_numpy(np.stack([to_model_input(open_image(i), 128) for i in imgs]))
+        pure = res.graph(x)[0].numpy()
+    onnx_scores = np.array([det.detect(png_bytes(i)).raw_score for i in imgs])
+    np.testing.assert_allclose(onnx_scores, torch_scores, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(pure, torch_scores, rtol=1e-3, atol=1e-4)
+    batch = det.run(x.numpy())
+    np.testing.assert_allclose(batch["anomaly_map"][:, 0], torch_maps, rtol=1e-3, atol=1e-3)
+
+
+def test_detect_decisions_masks_and_class_names(trained):
+    _, d, *_ = trained
+    det = Detector.load(d, threads=1)
+    normal = det.detect(png_bytes(texture(400, (150, 110))))  # other size than training, grayscale
+    assert not normal.is_anomalous and normal.confidence > 0.5
+    assert normal.anomalies == [
+        {"Name": "background", "PixelAnomaly": {"TotalPercentageArea": 1.0, "Color": "#FFFFFF"}}
+    ]
+    mask = Image.open(io.BytesIO(normal.anomaly_mask_png))
+    assert mask.size == (150, 110) and mask.mode == "RGB" and mask.getextrema() == ((255, 255),) * 3
+    assert normal.anomaly_map.shape == (110, 150)
+
+    colors = {c.name: c.color for c in det.classes}
+    named = {}
+    for kind in ("spot", "scratch"):
+        img, _ = with_defect(texture(410), kind, 7)
+        r = det.detect(png_bytes(img))
+        assert r.is_anomalous and r.confidence > 0.5 and r.anomaly_score == r.confidence
+        assert r.anomalies[0]["Name"] == "background"
+        assert len(r.anomalies) >= 2
+        total = sum(a["PixelAnomaly"]["TotalPercentageArea"] for a in r.anomalies)
+        assert total == pytest.approx(1.0)
+        main = max(r.anomalies[1:], key=lambda a: a["PixelAnomaly"]["TotalPercentageArea"])
+        named[kind] = main["Name"]
+        assert main["PixelAnomaly"]["Color"] == colors[main["Name"]]
+        assert r.to_l4v()["AnomalyMask"].startswith("iVBORw0")
+        assert "Anomalies" not in r.to_l4v(segmentation=False)
+    assert named == {"spot": "spot", "scratch": "scratch"}
+
+
+def test_anomaly_score_is_monotone_in_raw_score(trained):
+    _, d, *_ = trained
+    det = Detector.load(d)
+    results = [det.detect(png_bytes(with_defect(texture(500 + i), "spot", i)[0])) for i in range(3)]
+    results += [det.detect(png_bytes(texture(520 + i))) for i in range(3)]
+    results.sort(key=lambda r: r.raw_score)
+    probs = [r.confidence if r.is_anomalous else 1 - r.confidence for r in results]
+    assert probs == sorted(probs)
+
+
+def test_invalid_image_is_rejected(trained):
+    det = Detector.load(trained[1])
+    with pytest.raises(InvalidImageError):
+        det.detect(b"\x89PNG\r\n\x1a\n garbage")
+
+
+def test_training_without_anomalies(small_config, normals):
+    from openlookout.ml.training import train
+
+    res = train(normals[:8], config=small_config)
+    assert res.calibration.method.startswith("normal-mean")
+    assert [c.name for c in res.classes] == ["anomaly"] and not res.graph.has_classes
+    assert res.calibration.threshold >= max(res.info["holdout_normal_scores"])
+    scores, _ = res.score([with_defect(texture(600), "spot", 1)[0], texture(601)])
+    assert scores[0] > scores[1]
+
+
+def test_evaluation_metrics_and_files(trained, tmp_path):
+    _, d, *_ = trained
+    det = Detector.load(d)
+    samples = [
+        TestSample(png_bytes(texture(700 + i)), False, source_ref=f"s3://b/good-{i}.png") for i in range(4)
+    ]
+    for i in range(4):
+        kind = ("spot", "scratch")[i % 2]
+        img, mask = with_defect(texture(710 + i), kind, 20 + i)
+        samples.append(TestSample(png_bytes(img), True, mask, kind, f"s3://b/bad-{i}.png"))
+    ev = evaluate(det, samples, number_of_training_images=14, overlays=4)
+    m = ev.metrics
+    assert m["image_auroc"] == 1.0 and m["average_precision"] == 1.0 and m["pixel_auroc"] > 0.9
+    assert m["f1"] > 0.8 and {c["ClassName"] for c in m["pixel_classes"]} == {"spot", "scratch"}
+    assert len(ev.images) == 8 and ev.images[4].predicted
+
+    man = ev.write_manifest(
+        tmp_path / "EvaluationManifest-p-1.json", model_arn="arn:x", project_name="p", model_version="1"
+    )
+    lines = [json.loads(x) for x in man.read_text().splitlines()]
+    assert len(lines) == 8 and lines[0]["source-ref"] == "s3://b/good-0.png"
+    assert lines[0]["anomaly-label"] == 0 and lines[5]["anomaly-label"] == 1
+    meta = lines[5]["anomaly-label-detected-metadata"]
+    assert lines[5]["anomaly-label-detected"] in (0, 1) and 0 <= meta["confidence"] <= 1
+    assert meta["model-arn"] == "arn:x" and meta["human-annotated"] == "no"
+
+    doc = json.loads(ev.write_result(tmp_path / "EvaluationResult-p-1.json", model_arn="arn:x").read_text())
+    assert doc["Version"] == 1 and doc["EvaluationDetails"]["NumberOfTestingImages"] == 8
+    assert doc["EvaluationDetails"]["NumberOfTrainingImages"] == 14
+    metrics = doc["AggregatedEvaluationResults"]["Metrics"]
+    assert set(metrics) >= {"ROCAUC", "AveragePrecision", "Precision", "Recall", "F1Score"}
+    assert {"Precision", "Recall", "F1Score", "AIOU", "ClassName"} <= set(
+        metrics["PixelAnomalyClassMetrics"][0]
+    )
+
+    files = ev.write_report(tmp_path / "report")
+    names = {p.name for p in files}
+    assert {"roc.png", "pr.png", "scores.png"} <= names and len(
+        list((tmp_path / "report/overlays").glob("*.png"))
+    )
+    assert Image.open(tmp_path / "report/roc.png").size == (420, 420)
+
+
+def test_serving_never_imports_torch(trained):
+    """The inference and evaluation modules run with torch made unimportable."""
+    d = trained[1]
+    code = textwrap.dedent(
+        f"""
+        import sys, importlib.abc
+        class Block(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name == "torch" or name.startswith("torch."):
+                    raise ImportError("torch is blocked")
+        sys.meta_path.insert(0, Block())
+        from openlookout.ml.inference import Detector
+        import openlookout.ml.evaluation
+        from PIL import Image
+        import io
+        buf = io.BytesIO(); Image.new("L", (90, 70), 120).save(buf, "PNG")
+        r = Detector.load({str(d)!r}).detect(buf.getvalue())
+        assert "torch" not in sys.modules
+        print("OK", r.is_anomalous)
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("OK")
