@@ -34,7 +34,14 @@ def register_serve(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
         default=Path(".openlookout"),
         help="where everything is kept (./.openlookout)",
     )
-    parser.add_argument("--template", type=Path, default=None, help="SAM template (default ./template.yaml)")
+    parser.add_argument(
+        "--template",
+        type=Path,
+        action="append",
+        default=[],
+        help="SAM template (default ./template.yaml); repeat to add overlay templates whose resources "
+        "are added to the first one's (e.g. test-only functions and state machines)",
+    )
     parser.add_argument(
         "--backend",
         choices=("auto", "local", "moto"),
@@ -65,7 +72,8 @@ def run_serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         data_dir=args.data_dir,
-        template=args.template,
+        template=args.template[0] if args.template else None,
+        overlays=args.template[1:],
         backend=args.backend,
         account_id=args.account_id,
         region=args.region,

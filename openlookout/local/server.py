@@ -42,6 +42,7 @@ class ServeOptions:
     port: int = 3000
     data_dir: Path = Path(DEFAULT_DATA_DIR)
     template: Path | None = None
+    overlays: list[Path] = field(default_factory=list)
     backend: str = "auto"  # auto | local | moto
     account_id: str = "000000000000"
     region: str = "us-east-1"
@@ -102,7 +103,7 @@ class LocalService:
             region=options.region,
             secret=SecretStore(self.data_dir / "secrets.json"),
         )
-        template = Template(template_path, names, options.parameter_overrides)
+        template = Template(template_path, names, options.parameter_overrides, options.overlays)
 
         # Bind first: the port is then known for the environment, and taken early if busy.
         self.server = make_server(options.host, options.port, self._app_placeholder, threaded=True)

@@ -128,16 +128,31 @@ class Template:
         path: Path,
         names: LocalNames | None = None,
         parameter_overrides: Mapping[str, str] | None = None,
+        overlays: list[Path] | None = None,
     ) -> None:
         self.path = Path(path).resolve()
         self.root = self.path.parent
         self.document = load_yaml(self.path)
         self.names = names or LocalNames()
-        self.resources: dict[str, dict[str, Any]] = self.document.get("Resources") or {}
+        self.resources: dict[str, dict[str, Any]] = dict(self.document.get("Resources") or {})
         self.parameters: dict[str, Any] = {}
         for name, spec in (self.document.get("Parameters") or {}).items():
             self.parameters[name] = (spec or {}).get("Default")
+        # Overlays add or replace resources (e.g. a test-only state machine); their relative
+        # CodeUri/DefinitionUri paths are relative to the overlay file, as SAM would read them.
+        self._roots: dict[str, Path] = {}
+        for overlay in overlays or []:
+            overlay = Path(overlay).resolve()
+            document = load_yaml(overlay)
+            for name, spec in (document.get("Parameters") or {}).items():
+                self.parameters[name] = (spec or {}).get("Default")
+            for logical_id, resource in (document.get("Resources") or {}).items():
+                self.resources[logical_id] = resource
+                self._roots[logical_id] = overlay.parent
         self.parameters.update(parameter_overrides or {})
+
+    def root_of(self, logical_id: str) -> Path:
+        return self._roots.get(logical_id, self.root)
 
     # ------------------------------------------------------------ resources by kind
 
@@ -314,7 +329,7 @@ class Template:
                 continue  # container images or S3 code: nothing to import locally
             function = Function(
                 logical_id=logical_id,
-                code_uri=(self.root / code_uri).resolve(),
+                code_uri=(self.root_of(logical_id) / code_uri).resolve(),
                 handler=handler,
                 timeout=float(props.get("Timeout", defaults.get("Timeout", 3))),
                 environment=self.environment_of(logical_id),
@@ -407,7 +422,7 @@ class Template:
         for logical_id, resource in self.of_type(*STATE_MACHINE_TYPES).items():
             props = resource.get("Properties") or {}
             if "DefinitionUri" in props and isinstance(props["DefinitionUri"], str):
-                text = (self.root / props["DefinitionUri"]).read_text(encoding="utf-8")
+                text = (self.root_of(logical_id) / props["DefinitionUri"]).read_text(encoding="utf-8")
                 definition = yaml.load(text, Loader=CfnLoader)
             elif "Definition" in props:
                 definition = props["Definition"]
