@@ -16,7 +16,7 @@ _ENV = {
     "IDEMPOTENCY_TABLE": "IdempotencyTable",
     "ARTIFACTS_BUCKET": "openlookout-artifacts",
     "PAGINATION_TOKEN_SECRET": "unit-test-secret",
-    "POWERTOOLS_METRICS_NAMESPACE": "AWS/LookoutVision",
+    "POWERTOOLS_METRICS_NAMESPACE": "LookoutVision",
     "POWERTOOLS_SERVICE_NAME": "openlookout",
 }
 for _key, _value in _ENV.items():

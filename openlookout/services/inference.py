@@ -89,6 +89,7 @@ def detect_anomalies(project_name: str, model_version: str, content_type: str, b
     metrics.add_dimension(name="ProjectName", value=project_name)
     metrics.add_dimension(name="ModelVersion", value=version)
     if model.status != ModelStatus.HOSTED:
+        metrics.add_metric(name="ErrorCount", unit=MetricUnit.Count, value=1)
         raise ConflictException(
             f"The model {model.model_arn} is {model.status}, not HOSTED. Start it with StartModel "
             "and wait until it is HOSTED before calling DetectAnomalies.",
@@ -96,13 +97,13 @@ def detect_anomalies(project_name: str, model_version: str, content_type: str, b
             ResourceType.MODEL,
         )
     media_type = content_type.split(";")[0].strip().lower()
-    if media_type not in CONTENT_TYPES:
-        metrics.add_metric(name="InvalidImageCount", unit=MetricUnit.Count, value=1)
-        raise ValidationException(CONTENT_TYPE_MESSAGE)
     try:
+        if media_type not in CONTENT_TYPES:
+            raise ValidationException(CONTENT_TYPE_MESSAGE)
         _check_image(body)
     except ValidationException:
         metrics.add_metric(name="InvalidImageCount", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name="ErrorCount", unit=MetricUnit.Count, value=1)
         raise
     started = time.perf_counter()
     result = _detector(model).detect(body)

@@ -139,14 +139,24 @@ def _stepfunctions() -> Any:
     return boto3.client("stepfunctions")
 
 
+def execution_arn(state_machine_env: str, name: str) -> str:
+    """The ARN Step Functions gives an execution, known before it starts, so the item can carry
+    it before the workflow (which may finish first) touches the item."""
+    arn = os.environ.get(state_machine_env) or f"arn:aws:states:::stateMachine:{state_machine_env}"
+    return arn.replace(":stateMachine:", ":execution:", 1) + f":{name}"
+
+
 def start_execution(state_machine_env: str, name: str, payload: Mapping[str, Any]) -> str:
     arn = os.environ.get(state_machine_env)
     if not arn:
         raise RuntimeError(f"{state_machine_env} is not set")
-    response = _stepfunctions().start_execution(
-        stateMachineArn=arn, name=name[:80], input=json.dumps(payload)
-    )
+    response = _stepfunctions().start_execution(stateMachineArn=arn, name=name, input=json.dumps(payload))
     return str(response["executionArn"])
+
+
+def _execution_name(action: str, project_name: str, version: int) -> str:
+    stamp = int(utcnow().timestamp() * 1000)
+    return f"{action}-{version}-{stamp}-{project_name}"[:80]
 
 
 def _set_status(item: ModelItem, status: ModelStatus, message: str | None = None, **fields: Any) -> None:
@@ -234,20 +244,19 @@ def create_model(
         artifact_prefix=artifact_prefix(project_name, version),
         tags={tag["Key"]: tag["Value"] for tag in tags},
     )
+    name = _execution_name("train", project_name, version)
+    item.execution_arn = execution_arn(TRAINING_STATE_MACHINE_ENV, name)
     item.save(condition=ModelItem.model_version.does_not_exist())
+    metadata = _metadata(item)  # as created; the workflow may move on before we answer
     try:
-        execution = start_execution(
-            TRAINING_STATE_MACHINE_ENV,
-            f"train-{project_name}-{version}-{int(utcnow().timestamp())}",
-            {"ProjectName": project_name, "ModelVersion": version},
+        start_execution(
+            TRAINING_STATE_MACHINE_ENV, name, {"ProjectName": project_name, "ModelVersion": version}
         )
     except Exception as error:
         # No workflow will ever finish this version: never leave it TRAINING.
         _set_status(item, ModelStatus.TRAINING_FAILED, f"Training could not be started: {error}")
         raise
-    item.execution_arn = execution
-    item.save()
-    return {"ModelMetadata": _metadata(item)}
+    return {"ModelMetadata": metadata}
 
 
 def describe_model(project_name: str, model_version: str) -> dict[str, Any]:
@@ -327,10 +336,13 @@ def start_model(
             item.model_arn,
             ResourceType.MODEL,
         )
-    _set_status(
-        item, ModelStatus.STARTING_HOSTING, min_inference_units=min_units, max_inference_units=max_units
+    _start_hosting_workflow(
+        item,
+        "start",
+        ModelStatus.STARTING_HOSTING,
+        min_inference_units=min_units,
+        max_inference_units=max_units,
     )
-    _start_hosting_workflow(item, "start")
     return {"Status": str(ModelStatus.STARTING_HOSTING)}
 
 
@@ -342,22 +354,21 @@ def stop_model(project_name: str, model_version: str) -> dict[str, Any]:
             item.model_arn,
             ResourceType.MODEL,
         )
-    _set_status(item, ModelStatus.STOPPING_HOSTING)
-    _start_hosting_workflow(item, "stop")
+    _start_hosting_workflow(item, "stop", ModelStatus.STOPPING_HOSTING)
     return {"Status": str(ModelStatus.STOPPING_HOSTING)}
 
 
-def _start_hosting_workflow(item: ModelItem, action: str) -> None:
+def _start_hosting_workflow(item: ModelItem, action: str, status: ModelStatus, **fields: Any) -> None:
     version = int(item.model_version)
+    name = _execution_name(action, item.project_name, version)
+    _set_status(item, status, execution_arn=execution_arn(HOSTING_STATE_MACHINE_ENV, name), **fields)
     try:
-        execution = start_execution(
+        start_execution(
             HOSTING_STATE_MACHINE_ENV,
-            f"{action}-{item.project_name}-{version}-{int(utcnow().timestamp() * 1000)}",
+            name,
             {"ProjectName": item.project_name, "ModelVersion": version, "Action": action},
         )
     except Exception as error:
         failed = ModelStatus.HOSTING_FAILED if action == "start" else ModelStatus.HOSTED
         _set_status(item, failed, f"The hosting workflow could not be started: {error}")
         raise
-    item.execution_arn = execution
-    item.save()

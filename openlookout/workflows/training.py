@@ -269,18 +269,17 @@ def run_training(spec: JobSpec, progress: Callable[[str], None] | None = None) -
         put_file(spec.output_bucket, result_key, work / "result.json", **encryption)
         for path in evaluation.write_report(work / "report"):
             put_file(spec.output_bucket, f"{spec.output_prefix}EvaluationReport-{names}/{path.name}", path)
-        metrics = evaluation.metrics
+        # Performance is the evaluation result's aggregated metrics, so both always agree.
+        aggregated = evaluation.result_document(model_arn=spec.model_arn)["AggregatedEvaluationResults"][
+            "Metrics"
+        ]
         log(
             "training finished in {:.1f} s: F1 {:.3f}, image AUROC {}".format(
-                time.perf_counter() - started, metrics.get("F1Score") or 0.0, metrics.get("ROCAUC")
+                time.perf_counter() - started, aggregated.get("F1Score") or 0.0, aggregated.get("ROCAUC")
             )
         )
     return {
-        "Performance": {
-            "F1Score": metrics.get("F1Score"),
-            "Recall": metrics.get("Recall"),
-            "Precision": metrics.get("Precision"),
-        },
+        "Performance": {key: aggregated.get(key) for key in ("F1Score", "Recall", "Precision")},
         "EvaluationManifestKey": manifest_key,
         "EvaluationResultKey": result_key,
         "EvaluationEndTimestamp": datetime.now(UTC).timestamp(),

@@ -8,6 +8,7 @@ run the same operations against DynamoDB Local through `openlookout serve`.
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import json
 import uuid
@@ -71,6 +72,9 @@ class Caller:
         query = request["query_string"] or {}
         multi = {k: v if isinstance(v, list) else [v] for k, v in query.items()}
         template_path = model.http["requestUri"]
+        content_type = str(request["headers"].get("Content-Type", ""))
+        # API Gateway passes the template's BinaryMediaTypes base64-encoded.
+        binary = content_type in ("image/png", "image/jpeg")
         return {
             "resource": template_path,
             "path": path.split("?")[0],
@@ -80,8 +84,10 @@ class Caller:
             "multiValueQueryStringParameters": multi or None,
             "pathParameters": _path_parameters(template_path, path.split("?")[0]) or None,
             "requestContext": {"requestId": str(uuid.uuid4())},
-            "body": body.decode("utf-8") if body else None,
-            "isBase64Encoded": False,
+            "body": (base64.b64encode(body).decode() if binary else body.decode("utf-8", "replace"))
+            if body
+            else None,
+            "isBase64Encoded": binary,
         }
 
     def raw(self, operation: str, event: dict[str, Any]) -> dict[str, Any]:

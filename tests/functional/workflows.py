@@ -1,0 +1,101 @@
+"""Runs the template's state machines in-process for functional tests.
+
+The ASL files are executed by the local runtime's interpreter (`openlookout.local.asl`), with
+each Lambda task calling the template's function module in-process, exactly as `openlookout
+serve` does; only the start of an execution is intercepted, so a test can run it at once or
+hold it to observe the in-between states.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import uuid
+from types import ModuleType
+from typing import Any
+
+from tests.template_support import ROOT, resources
+
+_modules: dict[str, ModuleType] = {}
+
+
+class FakeContext:
+    def __init__(self, name: str) -> None:
+        self.function_name = name
+        self.memory_limit_in_mb = 512
+        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{name}"
+        self.aws_request_id = str(uuid.uuid4())
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 300_000
+
+
+def function_module(logical_id: str) -> ModuleType:
+    if logical_id not in _modules:
+        function = resources("AWS::Serverless::Function")[logical_id]
+        code_uri = function["Properties"].get("CodeUri")
+        if code_uri is None:  # a container image: its handler sits beside its Dockerfile
+            code_uri = str((ROOT / function["Metadata"]["Dockerfile"]).parent.relative_to(ROOT))
+        spec = importlib.util.spec_from_file_location(f"fn_{logical_id}", ROOT / code_uri / "app.py")
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        _modules[logical_id] = module
+    return _modules[logical_id]
+
+
+def definition(state_machine: str) -> dict[str, Any]:
+    machine = resources("AWS::Serverless::StateMachine")[state_machine]["Properties"]
+    text = (ROOT / machine["DefinitionUri"]).read_text()
+    for name, value in machine["DefinitionSubstitutions"].items():
+        if isinstance(value, dict) and "Fn::GetAtt" in value:
+            replacement = f"arn:aws:lambda:us-east-1:123456789012:function:{value['Fn::GetAtt'][0]}"
+        else:
+            replacement = f"unused-{name}"
+        text = text.replace("${" + name + "}", replacement)
+    assert "${" not in text
+    return json.loads(text)  # type: ignore[no-any-return]
+
+
+class StateMachines:
+    """Stands in for Step Functions' StartExecution: runs each execution at once, or holds it."""
+
+    def __init__(self) -> None:
+        from openlookout.local import asl
+
+        self.asl = asl
+        self.hold = False
+        self.held: list[tuple[str, dict[str, Any]]] = []
+        self.outcomes: list[str] = []
+
+    def _invoke(self, resource: str, payload: Any) -> Any:
+        logical_id = resource.rsplit(":", 1)[-1]
+        try:
+            result = function_module(logical_id).lambda_handler(payload, FakeContext(logical_id))
+        except Exception as exc:
+            error = {"errorMessage": str(exc), "errorType": type(exc).__name__}
+            raise self.asl.task_error(type(exc).__name__, error) from exc
+        return json.loads(json.dumps(result))  # what crosses a Lambda boundary is JSON
+
+    def start(self, state_machine: str, payload: dict[str, Any]) -> str:
+        payload = json.loads(json.dumps(payload))
+        if self.hold:
+            self.held.append((state_machine, payload))
+        else:
+            self.run(state_machine, payload)
+        return f"arn:aws:states:us-east-1:123456789012:execution:{state_machine}:{uuid.uuid4()}"
+
+    def run(self, state_machine: str, payload: dict[str, Any]) -> None:
+        context = {"Execution": {"Name": str(uuid.uuid4()), "Id": "local"}}
+        try:
+            self.asl.Interpreter(self._invoke, sleep=lambda seconds: None).run(
+                definition(state_machine), payload, context
+            )
+            self.outcomes.append("SUCCEEDED")
+        except self.asl.StatesError as error:
+            self.outcomes.append(f"FAILED {error.error}")
+
+    def release(self) -> None:
+        held, self.held, self.hold = self.held, [], False
+        for state_machine, payload in held:
+            self.run(state_machine, payload)
