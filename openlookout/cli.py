@@ -87,7 +87,13 @@ def run_serve(args: argparse.Namespace) -> int:
     os._exit(code)
 
 
-COMMANDS: list[Register] = [register_serve]
+def register_manifest(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from openlookout.tools.manifest_from_folder import register
+
+    register(subparsers)
+
+
+COMMANDS: list[Register] = [register_serve, register_manifest]
 
 
 def build_parser() -> argparse.ArgumentParser:
