@@ -75,6 +75,7 @@ class Caller:
         content_type = str(request["headers"].get("Content-Type", ""))
         # API Gateway passes the template's BinaryMediaTypes base64-encoded.
         binary = content_type in ("image/png", "image/jpeg")
+        text = base64.b64encode(body).decode() if binary else body.decode("utf-8", "replace")
         return {
             "resource": template_path,
             "path": path.split("?")[0],
@@ -84,9 +85,7 @@ class Caller:
             "multiValueQueryStringParameters": multi or None,
             "pathParameters": _path_parameters(template_path, path.split("?")[0]) or None,
             "requestContext": {"requestId": str(uuid.uuid4())},
-            "body": (base64.b64encode(body).decode() if binary else body.decode("utf-8", "replace"))
-            if body
-            else None,
+            "body": text if body else None,
             "isBase64Encoded": binary,
         }
 
