@@ -552,7 +552,12 @@ class Interpreter:
                 if "Parameters" in state
                 else effective
             )
-            return self._task(state["Resource"], payload)
+            timeout = state.get("TimeoutSeconds")
+            if "TimeoutSecondsPath" in state:
+                timeout = get_path(effective, state["TimeoutSecondsPath"], context)
+            if timeout is None:
+                return self._task(state["Resource"], payload)
+            return self._task_with_timeout(state["Resource"], payload, float(timeout))
         if kind == "Parallel":
             if "Parameters" in state:
                 effective = apply_template(state["Parameters"], effective, context)
@@ -560,6 +565,27 @@ class Interpreter:
                 [(branch, effective, context) for branch in state["Branches"]], len(state["Branches"])
             )
         return self._map(state, effective, context)
+
+    def _task_with_timeout(self, resource: str, payload: Any, timeout: float) -> Any:
+        """States.Timeout after `timeout` s. The handler can't be killed in-process: it runs on,
+        detached, like a Lambda whose state machine gave up on it."""
+        outcome: dict[str, Any] = {}
+        done = threading.Event()
+
+        def call() -> None:
+            try:
+                outcome["result"] = self._task(resource, payload)
+            except BaseException as error:
+                outcome["error"] = error
+            finally:
+                done.set()
+
+        threading.Thread(target=call, name="asl-task", daemon=True).start()
+        if not done.wait(timeout):
+            raise StatesError("States.Timeout", f"The task did not finish within {timeout:g} seconds")
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["result"]
 
     def _task(self, resource: str, payload: Any) -> Any:
         if resource.startswith(LAMBDA_INVOKE):

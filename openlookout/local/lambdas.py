@@ -6,12 +6,12 @@ import importlib.util
 import logging
 import re
 import sys
+import threading
 import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -103,10 +103,19 @@ class Functions:
         self.account_id = account_id
         self._specs = {f.logical_id: f for f in functions}
         self._loaded: dict[str, LoadedFunction] = {}
+        self._import_lock = threading.RLock()
 
-    def load_all(self) -> None:
+    def load_all(self) -> list[str]:
+        """Imports every handler now; returns those that failed (they retry at their first call)."""
+        failed = []
         for logical_id in self._specs:
-            self.get(logical_id)
+            try:
+                self.get(logical_id)
+            except Exception as error:
+                # One broken or dependency-hungry handler must not keep the others from serving.
+                log.error("%s: cannot import %s: %s", logical_id, self._specs[logical_id].handler, error)
+                failed.append(logical_id)
+        return failed
 
     def names(self) -> list[str]:
         return list(self._specs)
@@ -124,14 +133,26 @@ class Functions:
             name = name.split(":", 1)[0]  # name:qualifier
         if name not in self._specs:
             raise FunctionNotFound(name_or_arn)
-        if name not in self._loaded:
-            handler, module = load_handler(self._specs[name])
-            self._loaded[name] = LoadedFunction(self._specs[name], handler, module)
-        return self._loaded[name]
+        loaded = self._loaded.get(name)
+        if loaded is None:
+            with self._import_lock:  # two first requests must not import one module twice
+                if name not in self._loaded:
+                    handler, module = load_handler(self._specs[name])
+                    self._loaded[name] = LoadedFunction(self._specs[name], handler, module)
+                loaded = self._loaded[name]
+        return loaded
 
     def invoke(self, name_or_arn: str, event: Any) -> Any:
         """Calls the handler; an exception comes back as FunctionError (errorType = class name)."""
-        loaded = self.get(name_or_arn)
+        try:
+            loaded = self.get(name_or_arn)
+        except FunctionNotFound:
+            raise
+        except Exception as exc:
+            message = f"Unable to import module for {name_or_arn}: {exc}"
+            raise FunctionError(
+                "Runtime.ImportModuleError", message, traceback.format_exception(exc)
+            ) from exc
         context = LambdaContext(loaded.spec, self.region, self.account_id)
         try:
             return loaded.handler(event, context)
@@ -139,7 +160,3 @@ class Functions:
             stack = traceback.format_exception(exc)
             log.warning("%s raised %s: %s", loaded.spec.logical_id, type(exc).__name__, exc)
             raise FunctionError(type(exc).__name__, str(exc), stack) from exc
-
-
-def code_dirs(functions: Iterable[Function]) -> list[Path]:
-    return [f.code_uri for f in functions]

@@ -325,8 +325,15 @@ class Template:
             props = resource.get("Properties") or {}
             code_uri = props.get("CodeUri", defaults.get("CodeUri"))
             handler = props.get("Handler", defaults.get("Handler"))
+            if props.get("PackageType") == "Image":
+                # No containers here: run the image's CMD handler from its Dockerfile's folder,
+                # which is where the handler file is copied from (needs its packages in this venv).
+                dockerfile = (resource.get("Metadata") or {}).get("Dockerfile")
+                command = (props.get("ImageConfig") or {}).get("Command") or []
+                code_uri = str(Path(dockerfile).parent) if isinstance(dockerfile, str) else None
+                handler = command[0] if command else None
             if not isinstance(code_uri, str) or not isinstance(handler, str):
-                continue  # container images or S3 code: nothing to import locally
+                continue  # S3 code or an image without a Dockerfile here: nothing to import locally
             function = Function(
                 logical_id=logical_id,
                 code_uri=(self.root_of(logical_id) / code_uri).resolve(),

@@ -192,7 +192,7 @@ def client_for(service: Service, name: str, **config: Any) -> Any:
         kwargs["region_name"] = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or REGION
         if name == "lookoutvision":
             kwargs["endpoint_url"] = service.endpoint_url
-    return boto3.session.Session().client(name, **kwargs)
+    return boto3.session.Session().client(name, **kwargs)  # type: ignore[call-overload]
 
 
 @pytest.fixture(scope="session")
