@@ -97,7 +97,7 @@ def prepare(state: State) -> dict[str, Any]:
                 )
     except s3.ObjectUnavailable as error:
         what = "manifest" if label == "Manifest" else "staged changes"
-        return _refused(f"The {what} {error.reason}.".replace(f"{what} s3://", f"{what} s3://", 1))
+        return _refused(f"The {what} {error.reason}.")
     except ManifestLineError as error:
         return _refused(f"{label} line {error.line_number}: {error.reason}")
     if not lines:
