@@ -321,7 +321,6 @@ def list_dataset_entries(
         DatasetEntryItem.anomaly_class == anomaly_class if anomaly_class else None,
         DatasetEntryItem.created_at < created_before if created_before else None,
         DatasetEntryItem.created_at > created_after if created_after else None,
-        DatasetEntryItem.source_ref.contains(source_ref_contains) if source_ref_contains else None,
     ):
         if clause is not None:
             condition = clause if condition is None else condition & clause
@@ -332,6 +331,9 @@ def list_dataset_entries(
     for entry in DatasetEntryItem.query(
         key, filter_condition=condition, last_evaluated_key=start, consistent_read=True
     ):
+        # DynamoDB refuses filters on key attributes, so the source-ref filter is applied here.
+        if source_ref_contains and source_ref_contains not in entry.source_ref:
+            continue
         page.append(entry)
         if len(page) > limit:
             break
