@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -37,6 +38,9 @@ LAMBDA_MAX_IMAGES_ENV = "TRAINING_LAMBDA_MAX_IMAGES"
 TRAINING_COMPUTE_ENV = "TRAINING_COMPUTE"  # CPU (Lambda by default) or GPU (always the job path)
 TEST_SHARE_OF_NORMALS = 0.2  # single-dataset projects: held-out share for evaluation
 TEST_SHARE_OF_ANOMALIES = 0.5  # the rest calibrates the threshold
+# torch.onnx.export keeps global state, so two trainings in one process must not overlap. A Lambda
+# execution environment runs one at a time anyway; `openlookout serve` queues them here.
+_ONE_TRAINING_AT_A_TIME = threading.Lock()
 
 
 @dataclass
@@ -230,10 +234,10 @@ def run_training(spec: JobSpec, progress: Callable[[str], None] | None = None) -
             for mask, name, color in parts:
                 anomalies.append(ml_training.LabeledAnomaly(str(local[image.uri]), mask, name, color))
         log(f"training on {len(normals)} normal and {len(anomalies)} anomalous images")
-        result = ml_training.train(normals, anomalies=anomalies, progress=log)
-
         model_dir = work / "model"
-        onnx_path, manifest_path = result.export(model_dir)
+        with _ONE_TRAINING_AT_A_TIME:
+            result = ml_training.train(normals, anomalies=anomalies, progress=log)
+            onnx_path, manifest_path = result.export(model_dir)
         put_file(spec.artifact_bucket, f"{spec.artifact_prefix}model.onnx", onnx_path)
         put_file(spec.artifact_bucket, f"{spec.artifact_prefix}model.json", manifest_path)
         log(f"model written to s3://{spec.artifact_bucket}/{spec.artifact_prefix}")
