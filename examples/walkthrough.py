@@ -70,9 +70,8 @@ def wait(describe: Callable[[], dict[str, Any]], done: set[str], label: str) -> 
     while True:
         current = describe()
         if current["Status"] != last:
-            say(
-                f"  {label}: {current['Status']} ({time.monotonic() - started:.0f} s) {current.get('StatusMessage') or ''}"
-            )
+            elapsed = time.monotonic() - started
+            say(f"  {label}: {current['Status']} ({elapsed:.0f} s) {current.get('StatusMessage') or ''}")
             last = current["Status"]
         if current["Status"] in done:
             return current
@@ -139,9 +138,8 @@ def walkthrough(endpoint: str, workdir: Path) -> int:
             f"{dataset_type} dataset",
         )
         stats = described.get("ImageStats", {})
-        say(
-            f"     {stats.get('Total')} images: {stats.get('Normal')} normal, {stats.get('Anomaly')} anomalous"
-        )
+        total, normal, anomalous = stats.get("Total"), stats.get("Normal"), stats.get("Anomaly")
+        say(f"     {total} images: {normal} normal, {anomalous} anomalous")
 
     say("5. CreateModel (training runs in the service; watch its log for progress)")
     started = time.monotonic()
