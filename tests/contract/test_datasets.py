@@ -356,6 +356,7 @@ def test_one_dataset_per_type_and_empty_datasets(lookoutvision: Any, project: st
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # ~2 min of S3 copies, then the import (~3.5 min with DynamoDB Local on disk)
 @needs_bottle
 def test_a_16000_line_manifest_imports(lookoutvision: Any, s3: Any, images: Images, project: str):
     """16,000 distinct images (server-side copies of a few MVTec files) in one manifest."""
