@@ -1,0 +1,8 @@
+"""Runs the contract tests, unchanged, against the stack named by OPENLOOKOUT_ENDPOINT."""
+
+import pytest
+
+from tests.contract.test_models import *  # noqa: F403
+from tests.contract.test_projects import *  # noqa: F403
+
+pytestmark = pytest.mark.integration
