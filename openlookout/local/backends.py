@@ -281,47 +281,60 @@ class NativeBackends(Backends):
 
 
 class MotoBackends(Backends):
-    """moto's server in a thread. Data persists as moto's request recording, replayed at start."""
+    """moto's server in a thread, in memory; a snapshot in the data dir at every clean shutdown
+    is restored at start (a crash or SIGKILL loses what changed since the last start)."""
 
     name = "moto"
 
-    def __init__(self, data_dir: Path, host: str = "127.0.0.1") -> None:
+    def __init__(self, data_dir: Path, host: str = "127.0.0.1", region: str = "us-east-1") -> None:
         self.data_dir = data_dir
         self.host = host
+        self.region = region  # moto keeps DynamoDB tables per region
+        self.snapshot_dir = data_dir / "moto" / "snapshot"
         self._server: Any = None
 
     def wait_ready(self) -> None:
         pass  # launch() waits: moto runs in this process
 
     def launch(self) -> None:
-        recording = self.data_dir / "moto" / "recording.jsonl"
-        recording.parent.mkdir(parents=True, exist_ok=True)
-        os.environ["MOTO_RECORDER_FILEPATH"] = str(recording)
-        from moto.moto_api import recorder
-        from moto.server import ThreadedMotoServer
+        from moto.server import ThreadedMotoServer  # moto is slow to import: only when chosen
 
-        recorder._location = str(recording)  # the recorder read the variable at import time
+        from openlookout.local import snapshot
+
         port = free_port(self.host)
         self._server = ThreadedMotoServer(ip_address=self.host, port=port, verbose=False)
         self._server.start()
         self.dynamodb_url = self.s3_url = f"http://{self.host}:{port}"
         wait_until_http(self.dynamodb_url + "/moto-api/", READY_TIMEOUT_S)
-        if recording.exists() and recording.stat().st_size:
-            started = time.monotonic()
-            recorder.replay_recording(target_host=self.dynamodb_url)
-            log.info("moto: replayed %s in %.1f s", recording, time.monotonic() - started)
-        recorder.start_recording()
+        started = time.monotonic()
+        counts = snapshot.restore(*self._clients(), self.snapshot_dir)
+        if counts["tables"] or counts["buckets"]:
+            log.info("moto: restored %s in %.1f s", counts, time.monotonic() - started)
+
+    def _clients(self) -> tuple[Any, Any]:
+        return (
+            backend_client("dynamodb", self.dynamodb_url, self.region),
+            backend_client("s3", self.s3_url, self.region),
+        )
 
     def stop(self) -> None:
-        if self._server is not None:
-            from moto.moto_api import recorder
+        if self._server is None:
+            return
+        from openlookout.local import snapshot
 
-            recorder.stop_recording()
-            self._server.stop()
-            self._server = None
+        started = time.monotonic()
+        try:
+            counts = snapshot.save(*self._clients(), self.snapshot_dir)
+            log.info("moto: saved %s in %.1f s", counts, time.monotonic() - started)
+        except Exception:
+            log.exception("moto: the snapshot failed; the previous one is kept")
+        self._server.stop()
+        self._server = None
 
 
-def choose_backends(kind: str, data_dir: Path, host: str = "127.0.0.1") -> Backends:
+def choose_backends(
+    kind: str, data_dir: Path, host: str = "127.0.0.1", region: str = "us-east-1"
+) -> Backends:
     if kind == "auto":
         missing = native_backends_missing()
         if missing:
@@ -335,7 +348,7 @@ def choose_backends(kind: str, data_dir: Path, host: str = "127.0.0.1") -> Backe
             raise RuntimeError(f"--backend local: {missing}")
         return NativeBackends(data_dir, host)
     if kind == "moto":
-        return MotoBackends(data_dir, host)
+        return MotoBackends(data_dir, host, region)
     raise ValueError(f"unknown backend {kind!r}")
 
 

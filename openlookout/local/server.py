@@ -111,7 +111,7 @@ class LocalService:
         self.endpoint = f"http://{options.host}:{port}"
         internal = f"http://{self._internal_host()}:{port}"
 
-        self.backends = choose_backends(options.backend, self.data_dir, self._internal_host())
+        self.backends = choose_backends(options.backend, self.data_dir, self._internal_host(), options.region)
         self.backends.launch()
         functions = list(template.functions().values())
         self._set_environment(functions, internal)

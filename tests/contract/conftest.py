@@ -8,6 +8,7 @@ default credential chain and AWS_REGION, and tests that need the local service s
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -31,7 +32,7 @@ REGION = "us-east-1"
 DUMMY_CREDENTIALS = {"aws_access_key_id": "contract", "aws_secret_access_key": "contract"}
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -159,19 +160,39 @@ class RemoteService:
 Service = LocalServer | RemoteService
 
 
+_running: list[LocalServer] = []
+
+
 @pytest.fixture(scope="session")
 def service() -> Iterator[Service]:
     endpoint = os.environ.get("OPENLOOKOUT_ENDPOINT")
     if endpoint:
         yield RemoteService(endpoint.rstrip("/"))
         return
-    with tempfile.TemporaryDirectory(prefix="openlookout-contract-") as tmp:
-        server = LocalServer(Path(tmp) / "data", _free_port())
-        server.start()
-        try:
-            yield server
-        finally:
-            server.stop()
+    # OPENLOOKOUT_KEEP_DATA=1 keeps the data dir and serve.log for a look after the run.
+    keep = bool(os.environ.get("OPENLOOKOUT_KEEP_DATA"))
+    tmp = tempfile.mkdtemp(prefix="openlookout-contract-")
+    server = LocalServer(Path(tmp) / "data", free_port())
+    server.start()
+    _running.append(server)
+    try:
+        yield server
+    finally:
+        _running.remove(server)
+        server.stop()
+        if keep:
+            print(f"\nopenlookout serve data and log kept in {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed test shows the server log's tail next to its traceback."""
+    report = yield
+    if call.excinfo is not None and _running and report.failed:  # type: ignore[attr-defined]
+        report.sections.append(("openlookout serve log (tail)", _running[0].log_tail(80)))  # type: ignore[attr-defined]
+    return report
 
 
 @pytest.fixture

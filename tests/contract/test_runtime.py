@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.contract.conftest import LocalServer, process_alive
+from tests.contract.conftest import LocalServer, client_for, free_port, process_alive
 
 pytestmark = pytest.mark.contract
 
@@ -167,3 +167,24 @@ def test_data_survives_a_restart_and_sigterm_is_clean(
     assert s3.get_object(Bucket=bucket, Key="kept.txt")["Body"].read() == b"kept"
     assert stepfunctions.describe_execution(executionArn=execution)["status"] == "SUCCEEDED"
     lookoutvision.delete_project(ProjectName=project)
+
+
+@pytest.mark.slow
+def test_moto_fallback_keeps_data_across_a_restart(tmp_path: Path, unique_name: Callable[[str], str]) -> None:
+    if os.environ.get("OPENLOOKOUT_ENDPOINT"):
+        pytest.skip("needs the local service (OPENLOOKOUT_ENDPOINT is set)")
+    server = LocalServer(tmp_path / "data", free_port(), ["--backend", "moto"])
+    server.start()
+    try:
+        lookoutvision, s3 = client_for(server, "lookoutvision"), client_for(server, "s3")
+        project, bucket = unique_name("moto"), unique_name("moto")
+        lookoutvision.create_project(ProjectName=project)
+        s3.create_bucket(Bucket=bucket)
+        s3.put_object(Bucket=bucket, Key="k", Body=b"v", ContentType="image/png")
+        assert server.stop() < 15
+        server.start()
+        assert project in [p["ProjectName"] for p in lookoutvision.list_projects()["Projects"]]
+        got = s3.get_object(Bucket=bucket, Key="k")
+        assert (got["Body"].read(), got["ContentType"]) == (b"v", "image/png")
+    finally:
+        server.stop()
