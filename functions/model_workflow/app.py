@@ -21,6 +21,6 @@ STEPS = {
 }
 
 
-@logger.inject_lambda_context(log_event=True)
+@logger.inject_lambda_context(log_event=True, clear_state=True)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return STEPS[event["Step"]](event)

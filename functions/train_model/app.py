@@ -9,7 +9,7 @@ from openlookout.workflows import training
 logger = Logger(service="openlookout")
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     spec = event["JobSpec"]
     return training.train_from_spec_location(spec["Bucket"], spec["Key"])

@@ -113,6 +113,8 @@ def api_operation(operation_name: str) -> Callable[[ServiceCall], LambdaHandler]
                 or getattr(context, "aws_request_id", None)
                 or str(uuid.uuid4())
             )
+            # Each request starts clean: keys of an earlier invocation in this process must not leak.
+            logger.clear_state()
             logger.append_keys(operation=operation_name, request_id=request_id)
             token: str | None = None
             try:
