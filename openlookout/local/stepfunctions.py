@@ -148,9 +148,9 @@ class StepFunctions:
             threading.Thread(target=self._work, name=f"sfn-worker-{i}", daemon=True)
             for i in range(max_workers)
         ]
+        self._closing = False
         for worker in self._workers:
             worker.start()
-        self._closing = False
 
     # -------------------------------------------------------- records
 
@@ -278,8 +278,8 @@ class StepFunctions:
             log.exception("execution %s: interpreter error", arn)
             status, fields = "FAILED", {"error": "States.Runtime", "cause": f"{type(exc).__name__}: {exc}"}
         with self._lock:
-            if execution.status != "RUNNING":
-                return
+            if execution.status != "RUNNING" or self._closing:
+                return  # aborted meanwhile, or cut short by a shutdown (FAILED at the next start)
             execution.status = status
             execution.stopDate = time.time()
             for key, value in fields.items():
