@@ -181,7 +181,7 @@ def _anomaly_types(line_number: int, key: str, color_map: Any) -> tuple[str, ...
         )
     types: list[str] = []
     for index, color in color_map.items():
-        where = f"internal-color-map entry \"{index}\" of {key}-metadata"
+        where = f'internal-color-map entry "{index}" of {key}-metadata'
         if not isinstance(color, dict):
             raise ManifestLineError(line_number, f"{where} must be a JSON object.")
         class_name, hex_color = color.get("class-name"), color.get("hex-color")

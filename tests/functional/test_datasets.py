@@ -205,8 +205,12 @@ def test_create_from_manifest_imports_entries_and_counts_images(call: Caller, wo
 
 def test_entries_page_with_filters_and_tokens(call: Caller, workflows: Workflows, monkeypatch):
     monkeypatch.setattr(dataset_import, "CHUNK_LINES", 4)  # several Map iterations
-    call("CreateDataset", ProjectName="bottles", DatasetType="train",
-         DatasetSource=manifest(*sample_lines(normal=11, anomaly=3, unlabeled=0)))
+    call(
+        "CreateDataset",
+        ProjectName="bottles",
+        DatasetType="train",
+        DatasetSource=manifest(*sample_lines(normal=11, anomaly=3, unlabeled=0)),
+    )
     seen: list[str] = []
     token = None
     pages = 0
@@ -223,8 +227,14 @@ def test_entries_page_with_filters_and_tokens(call: Caller, workflows: Workflows
     assert pages == 3 and len(seen) == len(set(seen)) == 11
     with pytest.raises(ClientError) as excinfo:  # a token belongs to its filters
         first = call("ListDatasetEntries", ProjectName="bottles", DatasetType="train", MaxResults=2)
-        call("ListDatasetEntries", ProjectName="bottles", DatasetType="train", MaxResults=2,
-             AnomalyClass="normal", NextToken=first["NextToken"])
+        call(
+            "ListDatasetEntries",
+            ProjectName="bottles",
+            DatasetType="train",
+            MaxResults=2,
+            AnomalyClass="normal",
+            NextToken=first["NextToken"],
+        )
     assert error_code(excinfo) == "ValidationException"
 
 
@@ -259,8 +269,12 @@ def test_one_dataset_of_each_type(call: Caller, workflows: Workflows):
 
 
 def test_missing_dataset_is_not_found(call: Caller, workflows: Workflows):
-    for operation, extra in (("DescribeDataset", {}), ("ListDatasetEntries", {}), ("DeleteDataset", {}),
-                             ("UpdateDatasetEntries", {"Changes": b"{}"})):
+    for operation, extra in (
+        ("DescribeDataset", {}),
+        ("ListDatasetEntries", {}),
+        ("DeleteDataset", {}),
+        ("UpdateDatasetEntries", {"Changes": b"{}"}),
+    ):
         with pytest.raises(ClientError) as excinfo:
             call(operation, ProjectName="bottles", DatasetType="test", **extra)
         assert error_code(excinfo) == "ResourceNotFoundException", operation
@@ -337,8 +351,12 @@ def test_images_in_two_buckets_are_refused(call: Caller, workflows: Workflows):
 
 def test_duplicate_source_ref_keeps_the_last_line(call: Caller, workflows: Workflows):
     image = put("img/dup.png", image_bytes())
-    call("CreateDataset", ProjectName="bottles", DatasetType="train",
-         DatasetSource=manifest(line(image, "normal"), line(image, "anomaly")))
+    call(
+        "CreateDataset",
+        ProjectName="bottles",
+        DatasetType="train",
+        DatasetSource=manifest(line(image, "normal"), line(image, "anomaly")),
+    )
     assert describe(call)["ImageStats"] == {"Total": 1, "Labeled": 1, "Normal": 0, "Anomaly": 1}
 
 
@@ -349,8 +367,12 @@ def test_update_adds_and_replaces_by_source_ref(call: Caller, workflows: Workflo
     call("CreateDataset", ProjectName="bottles", DatasetType="train", DatasetSource=manifest(*sample_lines()))
     replaced = line(f"s3://{BUCKET}/img/bad-0.jpg", "normal")  # no mask any more
     added = line(put("img/new.png", image_bytes()), "anomaly")
-    status = call("UpdateDatasetEntries", ProjectName="bottles", DatasetType="train",
-                  Changes=f"{replaced}\n{added}\n".encode())
+    status = call(
+        "UpdateDatasetEntries",
+        ProjectName="bottles",
+        DatasetType="train",
+        Changes=f"{replaced}\n{added}\n".encode(),
+    )
     assert status == {"Status": "UPDATE_IN_PROGRESS", "ResponseMetadata": status["ResponseMetadata"]}
     described = describe(call)
     assert described["Status"] == "UPDATE_COMPLETE", described
@@ -364,11 +386,13 @@ def test_update_adds_and_replaces_by_source_ref(call: Caller, workflows: Workflo
 def test_failed_update_rolls_back_to_exactly_the_old_entries(call: Caller, workflows: Workflows):
     call("CreateDataset", ProjectName="bottles", DatasetType="train", DatasetSource=manifest(*sample_lines()))
     before, stats_before = entries(call), describe(call)["ImageStats"]
-    changes = "\n".join([
-        line(f"s3://{BUCKET}/img/good-0.png", "anomaly"),  # would replace
-        line(put("img/new.png", image_bytes()), "normal"),  # would add
-        line(f"s3://{BUCKET}/img/missing.png", "normal"),  # fails
-    ])
+    changes = "\n".join(
+        [
+            line(f"s3://{BUCKET}/img/good-0.png", "anomaly"),  # would replace
+            line(put("img/new.png", image_bytes()), "normal"),  # would add
+            line(f"s3://{BUCKET}/img/missing.png", "normal"),  # fails
+        ]
+    )
     call("UpdateDatasetEntries", ProjectName="bottles", DatasetType="train", Changes=changes.encode())
     described = describe(call)
     assert described["Status"] == "UPDATE_FAILED_ROLLBACK_COMPLETE", described
@@ -379,8 +403,12 @@ def test_failed_update_rolls_back_to_exactly_the_old_entries(call: Caller, workf
     assert entries(call) == before and described["ImageStats"] == stats_before
     assert DatasetEntryItem.count() == len(before)
     # A rolled-back dataset takes the next update.
-    call("UpdateDatasetEntries", ProjectName="bottles", DatasetType="train",
-         Changes=line(put("img/new2.png", image_bytes())).encode())
+    call(
+        "UpdateDatasetEntries",
+        ProjectName="bottles",
+        DatasetType="train",
+        Changes=line(put("img/new2.png", image_bytes())).encode(),
+    )
     assert describe(call)["Status"] == "UPDATE_COMPLETE"
 
 
@@ -394,8 +422,12 @@ def test_invalid_changes_roll_back(call: Caller, workflows: Workflows, changes: 
 
 def test_update_images_must_stay_in_the_datasets_bucket(call: Caller, workflows: Workflows):
     call("CreateDataset", ProjectName="bottles", DatasetType="train", DatasetSource=manifest(*sample_lines()))
-    call("UpdateDatasetEntries", ProjectName="bottles", DatasetType="train",
-         Changes=line("s3://another-bucket/a.png").encode())
+    call(
+        "UpdateDatasetEntries",
+        ProjectName="bottles",
+        DatasetType="train",
+        Changes=line("s3://another-bucket/a.png").encode(),
+    )
     described = describe(call)
     assert described["Status"] == "UPDATE_FAILED_ROLLBACK_COMPLETE"
     assert f"the bucket {BUCKET} of the dataset's other images" in described["StatusMessage"]
@@ -403,8 +435,12 @@ def test_update_images_must_stay_in_the_datasets_bucket(call: Caller, workflows:
 
 def test_update_of_an_empty_dataset(call: Caller, workflows: Workflows):
     call("CreateDataset", ProjectName="bottles", DatasetType="test")
-    call("UpdateDatasetEntries", ProjectName="bottles", DatasetType="test",
-         Changes="\n".join(sample_lines()).encode())
+    call(
+        "UpdateDatasetEntries",
+        ProjectName="bottles",
+        DatasetType="test",
+        Changes="\n".join(sample_lines()).encode(),
+    )
     assert describe(call, "test")["ImageStats"]["Total"] == 6
 
 
@@ -416,8 +452,11 @@ def test_no_second_operation_while_one_is_in_progress(call: Caller, workflows: W
     call("CreateDataset", ProjectName="bottles", DatasetType="train", DatasetSource=manifest(*sample_lines()))
     assert describe(call)["Status"] == "CREATE_IN_PROGRESS"
     assert entries(call) == []
-    for operation, extra in (("UpdateDatasetEntries", {"Changes": line("s3://user-images/x.png").encode()}),
-                             ("DeleteDataset", {}), ("CreateDataset", {})):
+    for operation, extra in (
+        ("UpdateDatasetEntries", {"Changes": line("s3://user-images/x.png").encode()}),
+        ("DeleteDataset", {}),
+        ("CreateDataset", {}),
+    ):
         with pytest.raises(ClientError) as excinfo:
             call(operation, ProjectName="bottles", DatasetType="train", **extra)
         assert error_code(excinfo) == "ConflictException", operation
@@ -426,8 +465,12 @@ def test_no_second_operation_while_one_is_in_progress(call: Caller, workflows: W
     assert describe(call)["Status"] == "CREATE_COMPLETE"
 
     workflows.hold = True
-    call("UpdateDatasetEntries", ProjectName="bottles", DatasetType="train",
-         Changes=line(put("img/new.png", image_bytes())).encode())
+    call(
+        "UpdateDatasetEntries",
+        ProjectName="bottles",
+        DatasetType="train",
+        Changes=line(put("img/new.png", image_bytes())).encode(),
+    )
     assert describe(call)["Status"] == "UPDATE_IN_PROGRESS"
     assert len(entries(call)) == 6  # readers see the current generation meanwhile
     with pytest.raises(ClientError) as excinfo:
@@ -456,8 +499,12 @@ def test_delete_project_refused_while_it_has_datasets(call: Caller, workflows: W
 def test_a_dataset_can_be_created_again_after_deletion(call: Caller, workflows: Workflows):
     call("CreateDataset", ProjectName="bottles", DatasetType="train", DatasetSource=manifest(*sample_lines()))
     call("DeleteDataset", ProjectName="bottles", DatasetType="train")
-    call("CreateDataset", ProjectName="bottles", DatasetType="train",
-         DatasetSource=manifest(*sample_lines(normal=1, anomaly=0, unlabeled=0)))
+    call(
+        "CreateDataset",
+        ProjectName="bottles",
+        DatasetType="train",
+        DatasetSource=manifest(*sample_lines(normal=1, anomaly=0, unlabeled=0)),
+    )
     assert describe(call)["ImageStats"]["Total"] == 1
 
 
