@@ -7,6 +7,8 @@ default credential chain and AWS_REGION, and tests that need the local service s
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import shutil
 import signal
@@ -65,6 +67,12 @@ def process_alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _die_with_parent() -> None:
+    """In the child: SIGTERM when pytest dies, however it dies (Linux prctl PR_SET_PDEATHSIG)."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+
+
 class LocalServer:
     """`openlookout serve` as a subprocess on a fixed port and data dir, restartable."""
 
@@ -95,7 +103,12 @@ class LocalServer:
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps it
         started = time.monotonic()
         self.process = subprocess.Popen(
-            self.command(), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            self.command(),
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,  # a killed pytest must not leave servers behind
         )
         log.close()
         deadline = started + START_TIMEOUT_S
