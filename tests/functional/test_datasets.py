@@ -3,13 +3,10 @@ the local interpreter with the template's step functions, moto's DynamoDB and S3
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import re
-import uuid
 from collections.abc import Callable
-from types import ModuleType
 from typing import Any
 
 import boto3
@@ -22,83 +19,17 @@ from openlookout.services.manifests import CLASSIFICATION_TYPE
 from openlookout.storage.tables import DatasetEntryItem
 from openlookout.workflows import dataset_import
 from tests.functional.conftest import Caller, error_code
-from tests.template_support import ROOT, resources
+from tests.functional.workflows import StateMachines
+from tests.template_support import ROOT
 
 asl = pytest.importorskip("openlookout.local.asl")
 
 BUCKET = "user-images"
-_step_modules: dict[str, ModuleType] = {}
+class Workflows(StateMachines):
+    """The dataset state machine: each started execution runs at once, or is held."""
 
-
-class FakeContext:
-    def __init__(self, name: str) -> None:
-        self.function_name = name
-        self.memory_limit_in_mb = 512
-        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{name}"
-        self.aws_request_id = str(uuid.uuid4())
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 300_000
-
-
-def _step(logical_id: str) -> ModuleType:
-    if logical_id not in _step_modules:
-        code_uri = resources("AWS::Serverless::Function")[logical_id]["Properties"]["CodeUri"]
-        spec = importlib.util.spec_from_file_location(f"step_{logical_id}", ROOT / code_uri / "app.py")
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        _step_modules[logical_id] = module
-    return _step_modules[logical_id]
-
-
-def _definition() -> dict[str, Any]:
-    machine = resources("AWS::Serverless::StateMachine")["DatasetStateMachine"]["Properties"]
-    text = (ROOT / machine["DefinitionUri"]).read_text()
-    for name, value in machine["DefinitionSubstitutions"].items():
-        logical_id = value["Fn::GetAtt"][0]
-        text = text.replace("${" + name + "}", f"arn:aws:lambda:us-east-1:123456789012:function:{logical_id}")
-    assert "${" not in text
-    return json.loads(text)  # type: ignore[no-any-return]
-
-
-def _invoke(resource: str, payload: Any) -> Any:
-    logical_id = resource.rsplit(":", 1)[-1]
-    try:
-        result = _step(logical_id).lambda_handler(payload, FakeContext(logical_id))
-    except Exception as exc:
-        error = {"errorMessage": str(exc), "errorType": type(exc).__name__}
-        raise asl.task_error(type(exc).__name__, error) from exc
-    return json.loads(json.dumps(result))  # what crosses a Lambda boundary is JSON
-
-
-class Workflows:
-    """Stands in for Step Functions: runs each started execution at once, or holds it."""
-
-    def __init__(self) -> None:
-        self.hold = False
-        self.held: list[dict[str, Any]] = []
-        self.outcomes: list[str] = []
-
-    def start(self, payload: dict[str, Any]) -> str:
-        payload = json.loads(json.dumps(payload))
-        if self.hold:
-            self.held.append(payload)
-        else:
-            self.run(payload)
-        return f"arn:aws:states:us-east-1:123456789012:execution:DatasetStateMachine:{uuid.uuid4()}"
-
-    def run(self, payload: dict[str, Any]) -> None:
-        try:
-            asl.Interpreter(_invoke, sleep=lambda seconds: None).run(_definition(), payload, {})
-            self.outcomes.append("SUCCEEDED")
-        except asl.StatesError as error:
-            self.outcomes.append(f"FAILED {error.error}")
-
-    def release(self) -> None:
-        held, self.held, self.hold = self.held, [], False
-        for payload in held:
-            self.run(payload)
+    def start(self, payload: dict[str, Any]) -> str:  # type: ignore[override]
+        return super().start("DatasetStateMachine", payload)
 
 
 @pytest.fixture
