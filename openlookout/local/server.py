@@ -223,12 +223,19 @@ def serve(options: ServeOptions) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, _raise_interrupt)
     service = LocalService(options)
+    code = 0
     try:
         endpoint = service.start()
         print(f"OpenLookout listening on {endpoint}", flush=True)
         service.serve_forever()
     except KeyboardInterrupt:
         pass
+    except (OSError, RuntimeError, TimeoutError) as error:  # port in use, data dir locked, a backend down
+        log.error("openlookout serve cannot run: %s", error)
+        code = 1
+    except Exception:
+        log.exception("openlookout serve failed")
+        code = 1
     finally:
         # A second signal while stopping must not cut the cleanup short.
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -237,7 +244,7 @@ def serve(options: ServeOptions) -> int:
         service.stop()
         log.info("stopped in %.1f s", time.monotonic() - started)
         logging.shutdown()
-    return 0
+    return code
 
 
 def configure_logging(level: str) -> None:
