@@ -4,10 +4,10 @@
 Executions run on a bounded pool of daemon threads, so StartExecution returns at once. Each is
 a JSON record under <data-dir>/stepfunctions/executions/, written when it starts and ends. An
 execution still RUNNING when the service starts again was cut short by a shutdown: it becomes
-FAILED with error `OpenLookout.Interrupted`, and, as for every execution that ends other than
-SUCCEEDED, a "Step Functions Execution Status Change" event goes to (1) the template functions
-whose EventBridgeRule/CloudWatchEvent pattern matches it, exactly as in AWS, and (2) the
-callbacks registered with `on_execution_ended`. That is how workflows notice and repair the
+FAILED with error `OpenLookout.Interrupted`. As for every execution that ends, a
+"Step Functions Execution Status Change" event then goes to (1) the template functions whose
+EventBridgeRule/CloudWatchEvent pattern matches it (e.g. status FAILED), exactly as in AWS, and
+(2) the callbacks registered with `on_execution_ended`. That is how workflows notice and repair the
 resources an execution was driving.
 """
 
@@ -305,8 +305,7 @@ class StepFunctions:
     # -------------------------------------------------------- status change events
 
     def _announce(self, execution: Execution) -> None:
-        if execution.status == "SUCCEEDED" and not _listeners:
-            return
+        """Sends the status change event of an ended execution to listeners and matching rules."""
         event = {
             "version": "0",
             "id": str(uuid.uuid4()),
