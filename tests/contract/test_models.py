@@ -292,3 +292,32 @@ def test_concurrent_create_model_calls_get_distinct_versions(
         )["ModelMetadata"]["ModelVersion"]
         == "4"
     )  # versions are never reused
+
+
+def test_training_cut_short_by_a_restart_ends_in_training_failed(
+    local_service: Any, lookoutvision: Any, s3: Any, tmp_path: Path
+) -> None:
+    if not BOTTLE.is_dir():
+        pytest.skip(f"{BOTTLE} is not here")
+    suffix = os.urandom(4).hex()
+    project, bucket = f"restart-{suffix}", f"restart-{suffix}"
+    (tmp_path / "train" / "good").mkdir(parents=True)
+    for image in sorted((BOTTLE / "train" / "good").glob("*.jpg"))[:40]:
+        (tmp_path / "train" / "good" / image.name).symlink_to(image)
+    s3.create_bucket(Bucket=bucket)
+    upload_folder(local_service, tmp_path, bucket, "r")
+    lookoutvision.create_project(ProjectName=project)
+    create_datasets(lookoutvision, project, bucket, "r", ("train",))
+    lookoutvision.create_model(
+        ProjectName=project, OutputConfig={"S3Location": {"Bucket": bucket, "Prefix": "o/"}}
+    )
+    local_service.stop()
+    local_service.start()
+    model = wait_for(
+        lambda: lookoutvision.describe_model(ProjectName=project, ModelVersion="1")["ModelDescription"],
+        {"TRAINED", "TRAINING_FAILED"},
+        timeout_s=120,
+    )
+    # Training 40 images takes far longer than the stop: the interrupted workflow is repaired.
+    assert model["Status"] == "TRAINING_FAILED", model
+    assert "workflow ended FAILED" in model["StatusMessage"]

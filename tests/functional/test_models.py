@@ -301,3 +301,34 @@ def test_hosting_errors(call: Caller, machines: StateMachines):
     with pytest.raises(ClientError) as excinfo:
         call("DescribeModel", ProjectName=PROJECT, ModelVersion="7")
     assert error_code(excinfo) == "ResourceNotFoundException"
+
+
+def _status_change(execution_arn: str, payload: dict, status: str = "ABORTED") -> dict:
+    return {
+        "source": "aws.states",
+        "detail-type": "Step Functions Execution Status Change",
+        "detail": {"executionArn": execution_arn, "status": status, "input": json.dumps(payload)},
+    }
+
+
+def test_a_workflow_that_ends_without_its_failure_path_is_repaired(call: Caller, machines: StateMachines):
+    from tests.functional.workflows import FakeContext, function_module
+
+    make_dataset("train", normal=10, anomalous=0)
+    machines.hold = True
+    call("CreateModel", ProjectName=PROJECT, OutputConfig=OUTPUT)
+    model = ModelItem.get(PROJECT, 1)
+    recovery = function_module("WorkflowRecoveryFunction")
+    payload = {"ProjectName": PROJECT, "ModelVersion": 1}
+    # another execution's end, or a success, changes nothing
+    for event in (
+        _status_change("arn:other", payload),
+        _status_change(model.execution_arn, payload, "SUCCEEDED"),
+    ):
+        assert recovery.lambda_handler(event, FakeContext("WorkflowRecoveryFunction")) == {"Repaired": False}
+    assert ModelItem.get(PROJECT, 1).status == "TRAINING"
+    event = _status_change(model.execution_arn, payload)
+    assert recovery.lambda_handler(event, FakeContext("WorkflowRecoveryFunction")) == {"Repaired": True}
+    repaired = call("DescribeModel", ProjectName=PROJECT, ModelVersion="1")["ModelDescription"]
+    assert repaired["Status"] == "TRAINING_FAILED"
+    assert "ABORTED" in repaired["StatusMessage"]

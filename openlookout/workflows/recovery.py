@@ -1,0 +1,72 @@
+"""Repairs what a workflow that ended without running its own failure path leaves behind.
+
+A state machine's Catch paths record every failure they see, but an execution can also end
+without them: aborted by a user, timed out as a whole, or (locally) cut short by a restart of
+`openlookout serve`. Step Functions then emits a "Step Functions Execution Status Change"
+event; this step, wired to it by an EventBridge rule in template.yaml (and by the local
+runtime's same rule), moves the dataset or model out of its in-progress state, so nothing stays
+CREATE_IN_PROGRESS or TRAINING forever.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from openlookout.api.errors import ResourceNotFoundException
+from openlookout.services.models import ModelStatus, get_model
+from openlookout.workflows import dataset_import
+from openlookout.workflows.training import record_status
+
+logger = Logger(service="openlookout")
+
+ENDED_BADLY = {"FAILED", "TIMED_OUT", "ABORTED"}
+
+
+def _model_outcome(status: str, reason: str) -> dict[str, tuple[ModelStatus, str]]:
+    return {
+        ModelStatus.TRAINING: (ModelStatus.TRAINING_FAILED, f"Training failed: the workflow {reason}."),
+        ModelStatus.STARTING_HOSTING: (
+            ModelStatus.HOSTING_FAILED,
+            f"Starting the model failed: the workflow {reason}.",
+        ),
+        # Stopping only changes the status, so an interrupted stop still means "stopped".
+        ModelStatus.STOPPING_HOSTING: (ModelStatus.TRAINED, "Training completed successfully."),
+    }
+
+
+def execution_ended(event: dict[str, Any]) -> dict[str, Any]:
+    detail = event.get("detail") or {}
+    status = str(detail.get("status"))
+    if status not in ENDED_BADLY:
+        return {"Repaired": False}
+    try:
+        payload = json.loads(detail.get("input") or "{}")
+    except ValueError:
+        return {"Repaired": False}
+    error, cause = detail.get("error") or status, detail.get("cause") or ""
+    reason = f"ended {status}" + (
+        f" ({error}{': ' + cause if cause else ''})" if error != status or cause else ""
+    )
+    if "DatasetType" in payload and "Generation" in payload:
+        # The dataset's own failure path, as the state machine would have run it; both steps only
+        # act while this execution's generation is still the pending one.
+        state = {**payload, "Error": {"Error": error, "Cause": cause or f"The import workflow {reason}."}}
+        state["Failed"] = dataset_import.mark_failed(state)
+        dataset_import.finish_failure(state)
+        logger.info("dataset workflow repaired", extra={"execution": detail.get("executionArn")})
+        return {"Repaired": True}
+    if "ModelVersion" in payload:
+        try:
+            model = get_model(payload["ProjectName"], int(payload["ModelVersion"]))
+        except ResourceNotFoundException:
+            return {"Repaired": False}
+        outcome = _model_outcome(status, reason).get(ModelStatus(model.status))
+        if outcome is None or model.execution_arn != detail.get("executionArn"):
+            return {"Repaired": False}  # already settled, or a newer workflow owns the model
+        record_status(model, *outcome)
+        logger.info("model workflow repaired", extra={"model": model.model_arn, "status": str(outcome[0])})
+        return {"Repaired": True}
+    return {"Repaired": False}
