@@ -25,6 +25,8 @@ from tests.template_support import ROOT
 asl = pytest.importorskip("openlookout.local.asl")
 
 BUCKET = "user-images"
+
+
 class Workflows(StateMachines):
     """The dataset state machine: each started execution runs at once, or is held."""
 
@@ -473,3 +475,45 @@ def test_mvtec_bottle_through_the_folder_tool(call: Caller, workflows: Workflows
     assert test == {"Total": 83, "Labeled": 83, "Normal": 20, "Anomaly": 63}
     masked = entries(call, "test", AnomalyClass="anomaly", SourceRefContains="broken_small", MaxResults=100)
     assert len(masked) == 22 and all("anomaly-mask-ref" in e for e in masked)
+
+
+def test_an_interrupted_import_or_update_is_repaired(call: Caller, workflows: Workflows):
+    from tests.functional.workflows import FakeContext, function_module
+
+    recovery = function_module("WorkflowRecoveryFunction")
+
+    def interrupt() -> None:
+        _name, payload = workflows.held.pop()
+        workflows.hold = False
+        event = {
+            "source": "aws.states",
+            "detail-type": "Step Functions Execution Status Change",
+            "detail": {
+                "executionArn": "arn:x",
+                "status": "FAILED",
+                "error": "OpenLookout.Interrupted",
+                "input": json.dumps(payload),
+            },
+        }
+        assert recovery.lambda_handler(event, FakeContext("WorkflowRecoveryFunction")) == {"Repaired": True}
+
+    workflows.hold = True
+    call("CreateDataset", ProjectName="bottles", DatasetType="train", DatasetSource=manifest(*sample_lines()))
+    interrupt()
+    failed = describe(call)
+    assert failed["Status"] == "CREATE_FAILED"
+    assert "OpenLookout.Interrupted" in failed["StatusMessage"]
+
+    call("DeleteDataset", ProjectName="bottles", DatasetType="train")
+    call("CreateDataset", ProjectName="bottles", DatasetType="train", DatasetSource=manifest(*sample_lines()))
+    before = entries(call)
+    workflows.hold = True
+    call(
+        "UpdateDatasetEntries",
+        ProjectName="bottles",
+        DatasetType="train",
+        Changes=line(put("img/late.png", image_bytes())).encode(),
+    )
+    interrupt()
+    assert describe(call)["Status"] == "UPDATE_FAILED_ROLLBACK_COMPLETE"
+    assert entries(call) == before
