@@ -2,8 +2,8 @@
 
 Pipeline: (x - 127) / 128 -> EfficientNet-Lite truncated after the last tap -> per-tap local average
 pooling -> upsample to the first tap's grid -> per-tap scale -> concat -> optional PCA -> nearest
-memory-bank patch (||q||^2 - 2 q.b + ||b||^2, min over the bank) -> sqrt -> bilinear upsample to the
-input size -> Gaussian blur -> map; score = max of the map.
+memory-bank patch (||q||^2 - 2 q.b + ||b||^2, min over the bank) -> sqrt -> bilinear upsample to a
+quarter of the input size -> Gaussian blur -> map; score = mean of the map's top pixels.
 """
 
 from __future__ import annotations
@@ -57,6 +57,8 @@ class PatchFeatures(nn.Module):
         self.stem = nn.Sequential(m._conv_stem, m._bn0, m._swish)
         self.blocks = nn.ModuleList(list(m._blocks)[: last + 1])
         self.aggregate = cfg.aggregate
+        self.l2_normalize = cfg.l2_normalize
+        self.standardize = cfg.input_standardize
         with torch.no_grad():
             chans = [o.shape[1] for o in self._taps(torch.zeros(1, 3, 64, 64))]
         self.dim_in = sum(chans)
@@ -70,6 +72,11 @@ class PatchFeatures(nn.Module):
         return int(self.proj.shape[1]) if self.proj.numel() else self.dim_in
 
     def _taps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        if self.standardize:
+            # Per-image brightness/contrast normalisation (global intensity changes are then ignored).
+            mu = x.mean(dim=(1, 2, 3), keepdim=True)
+            sd = x.std(dim=(1, 2, 3), keepdim=True).clamp_min(1.0)
+            x = (x - mu) / sd * 48.0 + 127.0
         h = self.stem((x - INPUT_MEAN) / INPUT_STD)
         outs = []
         for i, b in enumerate(self.blocks):
@@ -95,6 +102,8 @@ class PatchFeatures(nn.Module):
         """(N, C, h, w) raw features -> (N, h*w, D) patch vectors."""
         f = f * self.tap_scale[None, :, None, None]
         q = f.flatten(2).transpose(1, 2)
+        if self.l2_normalize:
+            q = q / torch.sqrt((q * q).sum(-1, keepdim=True) + 1e-6) * 10.0
         if self.proj.numel():
             q = (q - self.proj_mean) @ self.proj
         return q
@@ -111,7 +120,7 @@ def gaussian_kernel(sigma: float) -> torch.Tensor:
 
 
 class AnomalyGraph(nn.Module):
-    """Full scoring graph. forward(pixels NCHW 0-255) -> (score (N,), map (N, 1, S, S)[, class (N, h, w)])."""
+    """Scoring graph: pixels (N, 3, S, S) 0-255 -> score (N,), map (N, 1, S/4, S/4)[, class (N, h, w)]."""
 
     bank_t: torch.Tensor
     bank_sq: torch.Tensor
@@ -123,16 +132,20 @@ class AnomalyGraph(nn.Module):
         super().__init__()
         self.features = features
         self.size = cfg.input_size
-        self.register_buffer("bank_t", bank.t().contiguous())
+        # Image score = mean of the top fraction of map pixels (1 = just the maximum).
+        self.top_k = max(1, round(cfg.score_top_fraction * (cfg.input_size // 4) ** 2))
+        # The map is computed at a quarter of the input size (4x finer than the stride-8 grid); serving
+        # resizes it to the image's size. Smoothing and top-k at 256 x 256 cost more than they gave.
+        self.map_size = cfg.input_size // 4
+        self.register_buffer("bank_t", -2.0 * bank.t().contiguous())
         self.register_buffer("bank_sq", (bank * bank).sum(1))
-        self.register_buffer(
-            "blur", gaussian_kernel(cfg.smoothing_sigma) if cfg.smoothing_sigma > 0 else torch.ones(1)
-        )
+        sigma = cfg.smoothing_sigma * self.map_size / cfg.input_size
+        self.register_buffer("blur", gaussian_kernel(sigma) if sigma > 0 else torch.ones(1))
         self.register_buffer("class_bank_t", torch.zeros(0))
         self.register_buffer("class_ids", torch.zeros(0, dtype=torch.int64))
 
     def set_bank(self, bank: torch.Tensor) -> None:
-        self.bank_t = bank.t().contiguous()
+        self.bank_t = -2.0 * bank.t().contiguous()
         self.bank_sq = (bank * bank).sum(1)
 
     def set_class_bank(self, feats: torch.Tensor, ids: torch.Tensor) -> None:
@@ -145,11 +158,16 @@ class AnomalyGraph(nn.Module):
 
     def patch_distance(self, q: torch.Tensor) -> torch.Tensor:
         """(N, P, D) -> (N, P) Euclidean distance to the nearest bank patch."""
-        d2 = (q * q).sum(-1) + torch.amin(self.bank_sq - 2.0 * (q @ self.bank_t), dim=-1)
+        n, p, d = q.shape
+        # One Gemm with the bias fused (bank_t holds -2 b^T): ||b||^2 - 2 q.b, then a min over the bank.
+        cross = torch.addmm(self.bank_sq[None, :], q.reshape(n * p, d), self.bank_t)
+        d2 = (q * q).sum(-1) + torch.amin(cross, dim=-1).view(n, p)
         return torch.sqrt(torch.clamp(d2, min=0.0))
 
     def smooth(self, patch_map: torch.Tensor) -> torch.Tensor:
-        m = F.interpolate(patch_map, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        m = F.interpolate(
+            patch_map, size=(self.map_size, self.map_size), mode="bilinear", align_corners=False
+        )
         k = self.blur
         if k.numel() > 1:
             r = (k.numel() - 1) // 2
@@ -167,7 +185,10 @@ class AnomalyGraph(nn.Module):
         q = self.features.project(raw)
         dist = self.patch_distance(q)
         amap = self.smooth(dist.view(n, 1, h, w))
-        score = torch.amax(amap.flatten(1), dim=1)
+        flat = amap.flatten(1)
+        score = (
+            torch.amax(flat, dim=1) if self.top_k == 1 else torch.topk(flat, self.top_k, dim=1).values.mean(1)
+        )
         if not self.has_classes:
             return score, amap
         nearest = torch.argmin(

@@ -50,8 +50,8 @@ class Manifest:
                 "normalization": {"mean": [127.0] * 3, "std": [128.0] * 3, "applied": "inside the graph"},
             },
             "outputs": {
-                "score": "float32 (N,): raw anomaly score = max of anomaly_map",
-                "anomaly_map": "float32 (N, 1, S, S): nearest-neighbour patch distance, smoothed",
+                "score": "float32 (N,): raw anomaly score = mean of the top anomaly_map pixels",
+                "anomaly_map": "float32 (N, 1, S/4, S/4): nearest-neighbour patch distance, smoothed",
                 "class_map": "int64 (N, h, w): class id of the nearest labeled defect patch (if classes > 1)",
             },
             "threshold": self.calibration.threshold,

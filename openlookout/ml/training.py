@@ -153,7 +153,7 @@ def _score_raw(
         scores.append(out[0].cpu().numpy())
         maps.append(out[1][:, 0].cpu().numpy())
     if not scores:
-        return np.zeros(0, np.float32), np.zeros((0, graph.size, graph.size), np.float32)
+        return np.zeros(0, np.float32), np.zeros((0, graph.map_size, graph.map_size), np.float32)
     return np.concatenate(scores), np.concatenate(maps)
 
 
@@ -255,9 +255,8 @@ def train(
     anom_pix = [_pixels(a.image, cfg) for a in anoms]
     anom_raw = _raw_features(feat, anom_pix, device, cfg.batch_size) if anoms else torch.zeros(0)
     anom_scores, anom_maps = _score_raw(graph, anom_raw, device)
-    masks = []
-    for a, p in zip(anoms, anom_pix, strict=True):
-        masks.append(load_mask(a.mask, (p.shape[2], p.shape[1])) if a.mask is not None else None)
+    map_wh = (graph.map_size, graph.map_size)
+    masks = [load_mask(a.mask, map_wh) if a.mask is not None else None for a in anoms]
     pixel_thr = _pixel_threshold(normal_maps, anom_maps, masks)
     calib = calibrate(
         normal_scores,
@@ -308,13 +307,13 @@ def _pixel_threshold(
     vals, labels = [], []
     for m, mask in zip(anom_maps, masks, strict=True):
         if mask is not None:
-            vals.append(m[::2, ::2].ravel())
-            labels.append(mask[::2, ::2].ravel())
+            vals.append(m.ravel())
+            labels.append(mask.ravel())
     if not vals:
         return None
     for m in normal_maps:
-        vals.append(m[::2, ::2].ravel())
-        labels.append(np.zeros(m[::2, ::2].size, bool))
+        vals.append(m.ravel())
+        labels.append(np.zeros(m.size, bool))
     t, _ = best_f1_threshold(np.concatenate(vals), np.concatenate(labels))
     return t
 
