@@ -1,7 +1,7 @@
 """Threshold choice and score calibration (numpy only; used at training and serving time).
 
-The raw score s of an image is the largest value of its smoothed anomaly map (a nearest-neighbour
-feature distance). It is mapped to an anomaly probability p with a piecewise logistic curve centred on
+The raw score s of an image is the mean of the top 3 % of its smoothed anomaly map (nearest-neighbour
+feature distances). It is mapped to an anomaly probability p with a piecewise logistic curve centred on
 the threshold t:
 
     p = 1 / (1 + exp(-(s - t) / w)),  w = w_below if s < t else w_above

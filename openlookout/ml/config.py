@@ -36,7 +36,7 @@ class EngineConfig:
     # Dimension of the random projection used only to compute coreset distances (speed).
     coreset_projection: int = 16
     # Gaussian smoothing of the anomaly map, sigma in pixels of the model input.
-    smoothing_sigma: float = 4.0
+    smoothing_sigma: float = 2.0
     # Image score: mean of this top fraction of anomaly-map pixels (0 = the maximum only).
     score_top_fraction: float = 0.03
     # Share of the normal images held out of the memory bank to calibrate the threshold.
