@@ -9,20 +9,18 @@ old content until the commit, and a failed import or update leaves nothing behin
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import time
 from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
-from functools import cache
 from typing import Any
 
-import boto3
 from pynamodb.exceptions import DeleteError, PutError, UpdateError
 
 from openlookout.api.errors import ConflictException, ResourceNotFoundException, ResourceType
 from openlookout.api.pagination import decode_token, encode_token, page_size
+from openlookout.services.executions import start_execution
 from openlookout.services.projects import get_project
 from openlookout.settings import settings
 from openlookout.storage import s3
@@ -117,18 +115,10 @@ def get_dataset(project_name: str, dataset_type: str) -> DatasetItem:
 # ------------------------------------------------------------------ workflow start
 
 
-@cache
-def _stepfunctions() -> Any:
-    return boto3.client("stepfunctions")
-
-
 def start_workflow(payload: Mapping[str, Any]) -> str:
     """Starts the dataset state machine; returns the execution ARN. Tests replace this function."""
     name = f"{payload['Operation']}-{payload['ProjectName']}-{payload['DatasetType']}-{payload['Generation']}"
-    response = _stepfunctions().start_execution(
-        stateMachineArn=os.environ[STATE_MACHINE_ENV], name=name[-80:], input=json.dumps(payload)
-    )
-    return str(response["executionArn"])
+    return start_execution(STATE_MACHINE_ENV, name[-80:], payload)
 
 
 def workflow_input(

@@ -8,14 +8,11 @@ Every status change is a version-checked write, so a lost race is a ConflictExce
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
-from functools import cache
 from typing import Any
 
-import boto3
 from pynamodb.exceptions import PutError, UpdateError
 
 from openlookout.api.arns import model_arn
@@ -27,6 +24,7 @@ from openlookout.api.errors import (
     ValidationException,
 )
 from openlookout.api.pagination import decode_token, encode_token, page_size
+from openlookout.services.executions import execution_arn, start_execution
 from openlookout.services.projects import get_project
 from openlookout.settings import settings
 from openlookout.storage import s3
@@ -132,26 +130,6 @@ def describe(item: ModelItem) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ workflows
-
-
-@cache
-def _stepfunctions() -> Any:
-    return boto3.client("stepfunctions")
-
-
-def execution_arn(state_machine_env: str, name: str) -> str:
-    """The ARN Step Functions gives an execution, known before it starts, so the item can carry
-    it before the workflow (which may finish first) touches the item."""
-    arn = os.environ.get(state_machine_env) or f"arn:aws:states:::stateMachine:{state_machine_env}"
-    return arn.replace(":stateMachine:", ":execution:", 1) + f":{name}"
-
-
-def start_execution(state_machine_env: str, name: str, payload: Mapping[str, Any]) -> str:
-    arn = os.environ.get(state_machine_env)
-    if not arn:
-        raise RuntimeError(f"{state_machine_env} is not set")
-    response = _stepfunctions().start_execution(stateMachineArn=arn, name=name, input=json.dumps(payload))
-    return str(response["executionArn"])
 
 
 def _execution_name(action: str, project_name: str, version: int) -> str:
