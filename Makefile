@@ -14,7 +14,7 @@ PORT ?= 3000
 # The training function is a container image: without a Docker daemon, build everything else.
 SAM_BUILD_FLAGS ?= $(if $(shell docker info >/dev/null 2>&1 && echo yes),,--exclude TrainModelFunction)
 
-.PHONY: help install demo serve test lint typecheck template test-python integration bench clean
+.PHONY: help install demo serve test lint typecheck template test-python integration bench bench-api clean
 
 help:
 	@echo "make install      create .venv (openlookout, torch CPU, test tools), node_modules, SAM CLI"
@@ -23,6 +23,7 @@ help:
 	@echo "make test         lint, type-check, validate and build the template, run all tests"
 	@echo "make integration  run the contract tests against a deployed stack (OPENLOOKOUT_ENDPOINT)"
 	@echo "make bench        engine benchmark on DATA=$(DATA)"
+	@echo "make bench-api    the whole flow through boto3 against openlookout serve, on DATA"
 
 # ------------------------------------------------------------------ installation
 $(VENV)/.installed: pyproject.toml
@@ -31,7 +32,7 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install -q --upgrade pip $(PIP_QUIET)
 	# torch first and pinned: the CPU build; a bare `torch` would resolve a multi-GB CUDA build.
 	$(VENV)/bin/pip install -q torch==2.13.0 $(PIP_QUIET)
-	$(VENV)/bin/pip install -q -e '.[train,local,dev]' onnxscript $(PIP_QUIET)
+	$(VENV)/bin/pip install -q -e '.[train,local,dev]' $(PIP_QUIET)
 	$(PY) -c "import openlookout, torch, onnxruntime, moto, boto3; boto3.client('lookoutvision', region_name='us-east-1')"
 	touch $@
 
@@ -89,6 +90,10 @@ integration: install
 
 bench: $(VENV)/.installed
 	$(PY) bench/engine.py --data $(DATA)
+
+# The product through boto3: import, CreateModel -> TRAINED, hosting, DetectAnomalies latency and AUROC.
+bench-api: install
+	$(PY) bench/api_flow.py --data $(DATA)
 
 clean:
 	rm -rf .aws-sam .mypy_cache .ruff_cache .pytest_cache build
