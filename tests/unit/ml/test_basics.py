@@ -122,3 +122,15 @@ def test_render_follows_l4v_conventions():
     img = Image.open(io.BytesIO(png))
     assert img.format == "PNG" and img.mode == "RGB" and img.size == (20, 10)
     assert img.getpixel((19, 9)) == (255, 255, 255) and img.getpixel((0, 0)) == (0x1F, 0x77, 0xB4)
+
+
+def test_presets_are_valid_and_keep_overrides():
+    from openlookout.ml.config import EngineConfig
+
+    for preset in (EngineConfig, EngineConfig.accurate, EngineConfig.fine):
+        cfg = preset()
+        cfg.validate()
+        assert EngineConfig.from_dict(cfg.to_dict()) == cfg
+    assert EngineConfig.fine().taps == (3, 5, 6)
+    assert EngineConfig.accurate().taps == (3, 5, 6)
+    assert EngineConfig.fine(input_size=256).input_size == 256
