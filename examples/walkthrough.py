@@ -176,19 +176,25 @@ def walkthrough(endpoint: str, workdir: Path) -> int:
             ProjectName=project, ModelVersion=version, Body=path.read_bytes(), ContentType="image/jpeg"
         )["DetectAnomalyResult"]
         truth = path.parent.name
-        found = [a for a in result.get("Anomalies", [])[1:]]
+        found = result.get("Anomalies", [])[1:]  # the first entry is the background
         area = sum(a["PixelAnomaly"]["TotalPercentageArea"] for a in found)
+        names = ",".join(a["Name"] for a in found) or "-"
         correct += result["IsAnomalous"] == (truth != "good")
         rows.append(
-            (f"{truth}/{path.name}", truth != "good", result["IsAnomalous"], result["Confidence"], area)
+            (
+                f"{truth}/{path.name}",
+                truth != "good",
+                result["IsAnomalous"],
+                result["Confidence"],
+                area,
+                names,
+            )
         )
-    say(f"   {'image':<22} {'truth':<8} {'IsAnomalous':<12} {'Confidence':>10} {'area':>7}")
-    for name, truth, predicted, confidence, area in rows:
+    say(f"   {'image':<22} {'truth':<8} {'IsAnomalous':<12} {'Confidence':>10} {'area':>7}  anomalies")
+    for name, truth, predicted, confidence, area, names in rows:
         mark = "" if truth == predicted else "  <- wrong"
-        say(
-            f"   {name:<22} {('anomaly' if truth else 'normal'):<8} {predicted!s:<12} {confidence:>10.3f} "
-            f"{area:>6.2%}{mark}"
-        )
+        label = "anomaly" if truth else "normal"
+        say(f"   {name:<22} {label:<8} {predicted!s:<12} {confidence:>10.3f} {area:>6.2%}  {names}{mark}")
     say(f"   {correct} of {len(rows)} images classified correctly")
 
     say("8. StopModel")

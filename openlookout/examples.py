@@ -63,9 +63,18 @@ def _defect(image: Image.Image, kind: str, rng: np.random.Generator) -> Image.Im
 
 
 def generate(
-    directory: Path, normal: int = 60, test_normal: int = 12, per_defect: int = 8, seed: int = 7
+    directory: Path,
+    normal: int = 60,
+    test_normal: int = 12,
+    per_defect: int = 8,
+    train_per_defect: int = 4,
+    seed: int = 7,
 ) -> Path:
-    """Writes the example dataset under `directory` (MVTec AD layout) and returns it."""
+    """Writes the example dataset under `directory` (MVTec AD layout) and returns it.
+
+    The training split also holds a few labelled defects of each kind, as L4V advised: they set the
+    decision threshold and teach the model the defect classes' names; they never enter its memory bank.
+    """
     rng = np.random.default_rng(seed)
     (directory / "train" / "good").mkdir(parents=True, exist_ok=True)
     (directory / "test" / "good").mkdir(parents=True, exist_ok=True)
@@ -74,11 +83,13 @@ def generate(
     for i in range(test_normal):
         _washer(rng).save(directory / "test" / "good" / f"{i:03d}.jpg", quality=92)
     for kind in DEFECTS:
-        (directory / "test" / kind).mkdir(parents=True, exist_ok=True)
         (directory / "ground_truth" / kind).mkdir(parents=True, exist_ok=True)
-        for i in range(per_defect):
-            image = _washer(rng)
-            mask = _defect(image, kind, rng)
-            image.save(directory / "test" / kind / f"{i:03d}.jpg", quality=92)
-            mask.convert("1").save(directory / "ground_truth" / kind / f"{i:03d}_mask.png")
+        for split, count, stem in (("train", train_per_defect, "t{:03d}"), ("test", per_defect, "{:03d}")):
+            (directory / split / kind).mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                image = _washer(rng)
+                mask = _defect(image, kind, rng)
+                name = stem.format(i)
+                image.save(directory / split / kind / f"{name}.jpg", quality=92)
+                mask.convert("1").save(directory / "ground_truth" / kind / f"{name}_mask.png")
     return directory

@@ -127,10 +127,11 @@ def test_render_follows_l4v_conventions():
 def test_presets_are_valid_and_keep_overrides():
     from openlookout.ml.config import EngineConfig
 
-    for preset in (EngineConfig, EngineConfig.accurate, EngineConfig.fine):
+    for preset in (EngineConfig, EngineConfig.accurate, EngineConfig.fine, EngineConfig.coarse):
         cfg = preset()
         cfg.validate()
         assert EngineConfig.from_dict(cfg.to_dict()) == cfg
-    assert EngineConfig.fine().taps == (3, 5, 6)
+    assert EngineConfig().taps == EngineConfig.fine().taps == (3, 5, 6)
+    assert EngineConfig.coarse().taps == (4, 5, 6)
     assert EngineConfig.accurate().taps == (3, 5, 6)
     assert EngineConfig.fine(input_size=256).input_size == 256
