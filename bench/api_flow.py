@@ -27,7 +27,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from examples.walkthrough import local_service  # noqa: E402
+from examples.walkthrough import local_service, upload_with_tool  # noqa: E402
 from openlookout.ml.metrics import auroc  # noqa: E402
 
 
@@ -54,33 +54,7 @@ def run(data: Path, train_images: int) -> dict[str, Any]:
             )
             lv = session.client("lookoutvision", endpoint_url=endpoint)
             session.client("s3", endpoint_url=endpoint).create_bucket(Bucket="bench")
-            env = {
-                **os.environ,
-                "AWS_ENDPOINT_URL": endpoint,
-                "AWS_ACCESS_KEY_ID": "bench",
-                "AWS_SECRET_ACCESS_KEY": "bench",
-                "AWS_REGION": "us-east-1",
-            }
-            import subprocess
-
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "openlookout.cli",
-                    "manifest",
-                    "from-folder",
-                    str(folder),
-                    "--bucket",
-                    "bench",
-                    "--prefix",
-                    "b",
-                ],
-                check=True,
-                env=env,
-                cwd=ROOT,
-                stdout=subprocess.DEVNULL,
-            )
+            upload_with_tool(endpoint, folder, "bench", "b")
             lv.create_project(ProjectName="bench")
             imported = time.monotonic()
             for kind in ("train", "test"):

@@ -78,6 +78,19 @@ def wait(describe: Callable[[], dict[str, Any]], done: set[str], label: str) -> 
         time.sleep(1)
 
 
+def upload_with_tool(endpoint: str, folder: Path, bucket: str, prefix: str) -> None:
+    """`openlookout manifest from-folder`, run as a user runs it, against the endpoint's S3."""
+    env = {
+        **os.environ,
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "demo",
+        "AWS_SECRET_ACCESS_KEY": "demo",
+        "AWS_REGION": "us-east-1",
+    }
+    command = ["manifest", "from-folder", str(folder), "--bucket", bucket, "--prefix", prefix]
+    subprocess.run([sys.executable, "-m", "openlookout.cli", *command], check=True, env=env, cwd=ROOT)
+
+
 def walkthrough(endpoint: str, workdir: Path) -> int:
     session = boto3.session.Session(
         aws_access_key_id="demo", aws_secret_access_key="demo", region_name="us-east-1"
@@ -91,30 +104,7 @@ def walkthrough(endpoint: str, workdir: Path) -> int:
     dataset = generate(workdir / "washers")
     say(f"2. uploading them to s3://{bucket} and writing the manifests")
     s3.create_bucket(Bucket=bucket)
-    env = {
-        **os.environ,
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_ACCESS_KEY_ID": "demo",
-        "AWS_SECRET_ACCESS_KEY": "demo",
-        "AWS_REGION": "us-east-1",
-    }
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "openlookout.cli",
-            "manifest",
-            "from-folder",
-            str(dataset),
-            "--bucket",
-            bucket,
-            "--prefix",
-            "washers",
-        ],
-        check=True,
-        env=env,
-        cwd=ROOT,
-    )
+    upload_with_tool(endpoint, dataset, bucket, "washers")
 
     say(f"3. CreateProject {project}")
     lookoutvision.create_project(ProjectName=project)

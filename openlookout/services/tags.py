@@ -34,10 +34,16 @@ def _model_for(resource_arn: str) -> ModelItem:
         raise missing from None
 
 
+def _tags_of(item: ModelItem) -> dict[str, str]:
+    # A raw MapAttribute reads back as a MapAttribute after a load, and as a dict when just set.
+    tags = item.tags
+    return dict(tags.as_dict() if hasattr(tags, "as_dict") else tags or {})
+
+
 def _save_tags(resource_arn: str, change: Any) -> None:
     for _attempt in range(3):
         item = _model_for(resource_arn)
-        tags = dict(item.tags.as_dict() if hasattr(item.tags, "as_dict") else item.tags or {})
+        tags = _tags_of(item)
         change(tags)
         item.tags = tags
         try:
@@ -82,5 +88,5 @@ def untag_resource(resource_arn: str, tag_keys: list[str]) -> dict[str, Any]:
 
 def list_tags_for_resource(resource_arn: str) -> dict[str, Any]:
     item = _model_for(resource_arn)
-    tags = item.tags.as_dict() if hasattr(item.tags, "as_dict") else dict(item.tags or {})
+    tags = _tags_of(item)
     return {"Tags": [{"Key": k, "Value": v} for k, v in sorted(tags.items())]}

@@ -72,6 +72,23 @@ def create_datasets(
         assert described["Status"] == "CREATE_COMPLETE", described
 
 
+def train_only_project(
+    service: Any, lookoutvision: Any, s3: Any, folder: Path, name: str, images: int
+) -> tuple[str, str]:
+    """A project whose only dataset is `train`, with the first `images` bottle training images."""
+    if not BOTTLE.is_dir():
+        pytest.skip(f"{BOTTLE} is not here")
+    project = bucket = f"{name}-{os.urandom(4).hex()}"
+    (folder / "train" / "good").mkdir(parents=True)
+    for image in sorted((BOTTLE / "train" / "good").glob("*.jpg"))[:images]:
+        (folder / "train" / "good" / image.name).symlink_to(image)
+    s3.create_bucket(Bucket=bucket)
+    upload_folder(service, folder, bucket, name)
+    lookoutvision.create_project(ProjectName=project)
+    create_datasets(lookoutvision, project, bucket, name, ("train",))
+    return project, bucket
+
+
 @dataclass
 class TrainedModel:
     project: str
@@ -243,17 +260,7 @@ def _hosted_error_cases(lookoutvision: Any, trained: TrainedModel, png: bytes) -
 def test_concurrent_create_model_calls_get_distinct_versions(
     service: Any, lookoutvision: Any, s3: Any, tmp_path: Path
 ) -> None:
-    if not BOTTLE.is_dir():
-        pytest.skip(f"{BOTTLE} is not here")
-    suffix = os.urandom(4).hex()
-    project, bucket = f"concurrent-{suffix}", f"small-{suffix}"
-    (tmp_path / "train" / "good").mkdir(parents=True)
-    for image in sorted((BOTTLE / "train" / "good").glob("*.jpg"))[:12]:
-        (tmp_path / "train" / "good" / image.name).symlink_to(image)
-    s3.create_bucket(Bucket=bucket)
-    upload_folder(service, tmp_path, bucket, "small")
-    lookoutvision.create_project(ProjectName=project)
-    create_datasets(lookoutvision, project, bucket, "small", ("train",))
+    project, bucket = train_only_project(service, lookoutvision, s3, tmp_path, "concurrent", images=12)
 
     def create(_: int) -> str:
         return str(
@@ -297,17 +304,7 @@ def test_concurrent_create_model_calls_get_distinct_versions(
 def test_training_cut_short_by_a_restart_ends_in_training_failed(
     local_service: Any, lookoutvision: Any, s3: Any, tmp_path: Path
 ) -> None:
-    if not BOTTLE.is_dir():
-        pytest.skip(f"{BOTTLE} is not here")
-    suffix = os.urandom(4).hex()
-    project, bucket = f"restart-{suffix}", f"restart-{suffix}"
-    (tmp_path / "train" / "good").mkdir(parents=True)
-    for image in sorted((BOTTLE / "train" / "good").glob("*.jpg"))[:40]:
-        (tmp_path / "train" / "good" / image.name).symlink_to(image)
-    s3.create_bucket(Bucket=bucket)
-    upload_folder(local_service, tmp_path, bucket, "r")
-    lookoutvision.create_project(ProjectName=project)
-    create_datasets(lookoutvision, project, bucket, "r", ("train",))
+    project, bucket = train_only_project(local_service, lookoutvision, s3, tmp_path, "restart", images=40)
     lookoutvision.create_model(
         ProjectName=project, OutputConfig={"S3Location": {"Bucket": bucket, "Prefix": "o/"}}
     )
