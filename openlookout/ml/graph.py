@@ -1,9 +1,11 @@
 """The torch model that is exported as one ONNX graph: pixels in, image score and anomaly map out.
 
 Pipeline: (x - 127) / 128 -> EfficientNet-Lite truncated after the last tap -> per-tap local average
-pooling -> upsample to the first tap's grid -> per-tap scale -> concat -> optional PCA -> nearest
-memory-bank patch (||q||^2 - 2 q.b + ||b||^2, min over the bank) -> sqrt -> bilinear upsample to a
-quarter of the input size -> Gaussian blur -> map; score = mean of the map's top pixels.
+pooling -> resampled to the first score tap's grid (detail taps averaged down, deeper taps upsampled)
+-> per-tap scale -> concat -> optional block PCA (detail block, score block) -> nearest memory-bank
+patch (||q||^2 - 2 q.b + ||b||^2, min over the bank) -> sqrt -> bilinear upsample to a quarter of the
+input size -> Gaussian blur. The score block's map gives the image score (mean of its top pixels); the
+whole vector's map is the anomaly map.
 """
 
 from __future__ import annotations
@@ -42,7 +44,11 @@ def load_backbone(name: str) -> nn.Module:
 
 
 class PatchFeatures(nn.Module):
-    """Locally aware multi-scale patch features on the first tap's grid, shape (N, D, h, w)."""
+    """Locally aware multi-scale patch features on the first score tap's grid, shape (N, D, h, w).
+
+    Channels are ordered detail taps first, then score taps; after projection the first
+    `detail_out` dims of a patch vector are the detail block, the rest the score block.
+    """
 
     tap_scale: torch.Tensor
     proj_mean: torch.Tensor
@@ -52,17 +58,21 @@ class PatchFeatures(nn.Module):
         super().__init__()
         m: Any = backbone if backbone is not None else load_backbone(cfg.backbone)
         ends = STAGE_END_BLOCK[cfg.backbone]
+        self.detail_blocks = [ends[t] for t in cfg.detail_taps]
         self.tap_blocks = [ends[t] for t in cfg.taps]
-        last = max(self.tap_blocks)
+        self.all_blocks = self.detail_blocks + self.tap_blocks
+        last = max(self.all_blocks)
         self.stem = nn.Sequential(m._conv_stem, m._bn0, m._swish)
         self.blocks = nn.ModuleList(list(m._blocks)[: last + 1])
         self.aggregate = cfg.aggregate
         self.l2_normalize = cfg.l2_normalize
         self.standardize = cfg.input_standardize
-        with torch.no_grad():
-            chans = [o.shape[1] for o in self._taps(torch.zeros(1, 3, 64, 64))]
-        self.dim_in = sum(chans)
-        self.register_buffer("tap_scale", torch.ones(sum(chans)))
+        self.channels = self.tap_channels()
+        self.detail_in = sum(self.channels[: len(self.detail_blocks)])
+        self.dim_in = sum(self.channels)
+        # Leading dims of a projected patch vector that belong to the detail block (set by the fit).
+        self.detail_out = self.detail_in
+        self.register_buffer("tap_scale", torch.ones(self.dim_in))
         # PCA projection (identity until fitted).
         self.register_buffer("proj_mean", torch.zeros(self.dim_in))
         self.register_buffer("proj", torch.zeros(0))
@@ -71,6 +81,11 @@ class PatchFeatures(nn.Module):
     def dim(self) -> int:
         return int(self.proj.shape[1]) if self.proj.numel() else self.dim_in
 
+    def tap_channels(self) -> list[int]:
+        """Channels of every tap, in feature order (detail taps, then score taps)."""
+        with torch.no_grad():
+            return [int(o.shape[1]) for o in self._taps(torch.zeros(1, 3, 64, 64))]
+
     def _taps(self, x: torch.Tensor) -> list[torch.Tensor]:
         if self.standardize:
             # Per-image brightness/contrast normalisation (global intensity changes are then ignored).
@@ -78,22 +93,27 @@ class PatchFeatures(nn.Module):
             sd = x.std(dim=(1, 2, 3), keepdim=True).clamp_min(1.0)
             x = (x - mu) / sd * 48.0 + 127.0
         h = self.stem((x - INPUT_MEAN) / INPUT_STD)
-        outs = []
+        outs: dict[int, torch.Tensor] = {}
         for i, b in enumerate(self.blocks):
             h = b(h)
-            if i in self.tap_blocks:
-                outs.append(h)
-        return outs
+            if i in self.all_blocks:
+                outs[i] = h
+        return [outs[i] for i in self.all_blocks]
 
     def raw(self, x: torch.Tensor) -> torch.Tensor:
         """Aggregated, concatenated tap features before scaling/projection."""
         taps = self._taps(x)
-        size = taps[0].shape[-2:]
+        size = taps[len(self.detail_blocks)].shape[-2:]
         feats = []
         for t in taps:
             if self.aggregate > 1:
                 t = F.avg_pool2d(t, self.aggregate, 1, self.aggregate // 2, count_include_pad=False)
-            if t.shape[-2:] != size:
+            if t.shape[-2] > size[0]:
+                # Finer detail taps are averaged onto the grid, keeping what every pixel saw.
+                # (the input size is a multiple of 32, so the ratio is a whole number)
+                k = (int(t.shape[-2]) // int(size[0]), int(t.shape[-1]) // int(size[1]))
+                t = F.avg_pool2d(t, k)
+            elif t.shape[-2:] != size:
                 t = F.interpolate(t, size=size, mode="bilinear", align_corners=False)
             feats.append(t)
         return torch.cat(feats, 1)
@@ -120,10 +140,15 @@ def gaussian_kernel(sigma: float) -> torch.Tensor:
 
 
 class AnomalyGraph(nn.Module):
-    """Scoring graph: pixels (N, 3, S, S) 0-255 -> score (N,), map (N, 1, S/4, S/4)[, class (N, h, w)]."""
+    """Scoring graph: pixels (N, 3, S, S) 0-255 -> score (N,), map (N, 1, S/4, S/4)[, class (N, h, w)].
+
+    The image score is the mean of the top pixels of the score-block map; the anomaly map output uses
+    the whole patch vector (detail block included) and so is finer.
+    """
 
     bank_t: torch.Tensor
     bank_sq: torch.Tensor
+    detail_bank: torch.Tensor
     blur: torch.Tensor
     class_bank_t: torch.Tensor
     class_ids: torch.Tensor
@@ -137,16 +162,22 @@ class AnomalyGraph(nn.Module):
         # The map is computed at a quarter of the input size (4x finer than the stride-8 grid); serving
         # resizes it to the image's size. Smoothing and top-k at 256 x 256 cost more than they gave.
         self.map_size = cfg.input_size // 4
-        self.register_buffer("bank_t", -2.0 * bank.t().contiguous())
-        self.register_buffer("bank_sq", (bank * bank).sum(1))
+        self.split = features.detail_out if cfg.detail_taps else 0
+        self.register_buffer("bank_t", torch.zeros(0))
+        self.register_buffer("bank_sq", torch.zeros(0))
+        self.register_buffer("detail_bank", torch.zeros(0))
+        self.set_bank(bank)
         sigma = cfg.smoothing_sigma * self.map_size / cfg.input_size
         self.register_buffer("blur", gaussian_kernel(sigma) if sigma > 0 else torch.ones(1))
         self.register_buffer("class_bank_t", torch.zeros(0))
         self.register_buffer("class_ids", torch.zeros(0, dtype=torch.int64))
 
     def set_bank(self, bank: torch.Tensor) -> None:
-        self.bank_t = -2.0 * bank.t().contiguous()
-        self.bank_sq = (bank * bank).sum(1)
+        """Store the bank as Gemm operands, split into the detail and score blocks."""
+        detail, score = bank[:, : self.split], bank[:, self.split :]
+        self.bank_t = -2.0 * score.t().contiguous()
+        self.bank_sq = (score * score).sum(1)
+        self.detail_bank = detail.contiguous()
 
     def set_class_bank(self, feats: torch.Tensor, ids: torch.Tensor) -> None:
         self.class_bank_t = feats.t().contiguous()
@@ -156,13 +187,26 @@ class AnomalyGraph(nn.Module):
     def has_classes(self) -> bool:
         return self.class_ids.numel() > 0
 
-    def patch_distance(self, q: torch.Tensor) -> torch.Tensor:
-        """(N, P, D) -> (N, P) Euclidean distance to the nearest bank patch."""
-        n, p, d = q.shape
+    def patch_distance(self, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, P, D) -> Euclidean distances (N, P) for the image score and for the anomaly map.
+
+        Without detail taps both are the distance to the nearest bank patch. With them, the nearest
+        patch is found on the score block alone, and the map distance adds the detail block's distance
+        to that same patch: does the fine texture match the normal patch that matched the context?
+        (As accurate for masks as a search on all dims, measured, at the cost of one small gather.)
+        """
+        n, p, _ = q.shape
+        qs = q[..., self.split :].reshape(n * p, -1)
         # One Gemm with the bias fused (bank_t holds -2 b^T): ||b||^2 - 2 q.b, then a min over the bank.
-        cross = torch.addmm(self.bank_sq[None, :], q.reshape(n * p, d), self.bank_t)
-        d2 = (q * q).sum(-1) + torch.amin(cross, dim=-1).view(n, p)
-        return torch.sqrt(torch.clamp(d2, min=0.0))
+        cross = torch.addmm(self.bank_sq[None, :], qs, self.bank_t)
+        qs_sq = (qs * qs).sum(-1)
+        if not self.split:
+            d = torch.sqrt(torch.clamp(qs_sq + torch.amin(cross, dim=-1), min=0.0)).view(n, p)
+            return d, d
+        nearest = torch.argmin(cross, dim=-1)
+        d2 = torch.clamp(qs_sq + torch.gather(cross, 1, nearest[:, None])[:, 0], min=0.0)
+        diff = q[..., : self.split].reshape(n * p, -1) - self.detail_bank[nearest]
+        return torch.sqrt(d2).view(n, p), torch.sqrt(d2 + (diff * diff).sum(-1)).view(n, p)
 
     def smooth(self, patch_map: torch.Tensor) -> torch.Tensor:
         m = F.interpolate(
@@ -183,9 +227,10 @@ class AnomalyGraph(nn.Module):
         """Everything after the backbone: (N, C, h, w) raw tap features -> outputs."""
         n, _, h, w = raw.shape
         q = self.features.project(raw)
-        dist = self.patch_distance(q)
-        amap = self.smooth(dist.view(n, 1, h, w))
-        flat = amap.flatten(1)
+        score_d, map_d = self.patch_distance(q)
+        score_map = self.smooth(score_d.view(n, 1, h, w))
+        amap = self.smooth(map_d.view(n, 1, h, w)) if self.split else score_map
+        flat = score_map.flatten(1)
         score = (
             torch.amax(flat, dim=1) if self.top_k == 1 else torch.topk(flat, self.top_k, dim=1).values.mean(1)
         )

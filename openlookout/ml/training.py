@@ -179,7 +179,11 @@ def _fit_bank(
 
 
 def _fit_projection(feat: PatchFeatures, raw: torch.Tensor, cfg: EngineConfig) -> None:
-    """Per-tap scale so each tap contributes equally, then optional PCA."""
+    """Per-tap scale so each tap contributes equally, then optional PCA, fitted per block.
+
+    The detail block (detail taps) and the score block (score taps) get separate PCAs, so the
+    projection is block-diagonal and the graph can take distances on the score block alone.
+    """
     with torch.no_grad():
         flat = raw.transpose(0, 1).flatten(1)  # (C, N*h*w)
         step = max(1, flat.shape[1] // 100_000)
@@ -187,23 +191,29 @@ def _fit_projection(feat: PatchFeatures, raw: torch.Tensor, cfg: EngineConfig) -
         # Equalise the taps' mean squared norm: otherwise the widest/largest tap dominates distances.
         scale = torch.ones(flat.shape[0])
         start = 0
-        chans = _tap_channels(feat)
+        chans = feat.channels
         for c in chans:
             block = sample[start : start + c]
             scale[start : start + c] = 1.0 / block.pow(2).sum(0).mean().sqrt().clamp_min(1e-6)
             start += c
         feat.tap_scale = scale * math.sqrt(len(chans)) ** -1 * 10.0
-        if cfg.feature_dim and cfg.feature_dim < flat.shape[0]:
-            x = (sample * feat.tap_scale[:, None]).t()
-            mean = x.mean(0)
-            _, _, v = torch.linalg.svd(x - mean, full_matrices=False)
-            feat.proj_mean = mean
-            feat.proj = v[: cfg.feature_dim].t().contiguous()
-
-
-def _tap_channels(feat: PatchFeatures) -> list[int]:
-    with torch.no_grad():
-        return [int(o.shape[1]) for o in feat._taps(torch.zeros(1, 3, 64, 64, device=feat.tap_scale.device))]
+        feat.detail_out = feat.detail_in
+        if not (cfg.feature_dim and cfg.feature_dim < flat.shape[0] - feat.detail_in):
+            return
+        x = (sample * feat.tap_scale[:, None]).t()
+        mean = x.mean(0)
+        blocks = [(0, feat.detail_in, min(cfg.detail_dim or feat.detail_in, feat.detail_in))]
+        blocks.append((feat.detail_in, feat.dim_in, cfg.feature_dim))
+        proj = torch.zeros(feat.dim_in, sum(k for _, _, k in blocks))
+        col = 0
+        for lo, hi, k in blocks:
+            if hi > lo and k:
+                _, _, v = torch.linalg.svd(x[:, lo:hi] - mean[lo:hi], full_matrices=False)
+                proj[lo:hi, col : col + k] = v[:k].t()
+                col += k
+        feat.proj_mean = mean
+        feat.proj = proj.contiguous()
+        feat.detail_out = blocks[0][2]
 
 
 def _sanitize(name: str) -> str:
@@ -257,17 +267,23 @@ def train(
     anom_scores, anom_maps = _score_raw(graph, anom_raw, device)
     map_wh = (graph.map_size, graph.map_size)
     masks = [load_mask(a.mask, map_wh) if a.mask is not None else None for a in anoms]
-    pixel_thr = _pixel_threshold(normal_maps, anom_maps, masks)
     calib = calibrate(
         normal_scores,
         anom_scores if len(anoms) else None,
         k_sigma=cfg.normal_k_sigma,
         margin=cfg.normal_margin,
-        pixel_threshold=pixel_thr,
     )
-    if calib.pixel_threshold > calib.threshold:
-        # A region is only painted if the image is anomalous, so a higher pixel cut-off adds nothing.
-        calib.pixel_threshold = calib.threshold
+    # The same rule on the anomaly map's own image score (it differs from the score when detail taps
+    # feed the map) gives the map-unit equivalent of the image threshold.
+    map_threshold = calibrate(
+        _map_scores(normal_maps, graph.top_k),
+        _map_scores(anom_maps, graph.top_k) if len(anoms) else None,
+        k_sigma=cfg.normal_k_sigma,
+        margin=cfg.normal_margin,
+    ).threshold
+    pixel_thr = _pixel_threshold(normal_maps, anom_maps, masks)
+    # A region is only painted if the image is anomalous, so a higher pixel cut-off adds nothing.
+    calib.pixel_threshold = min(map_threshold if pixel_thr is None else pixel_thr, map_threshold)
     log(
         f"calibration ({calib.method}): threshold {calib.threshold:.4f}, pixel threshold "
         f"{calib.pixel_threshold:.4f}, held-out normals {len(normal_scores)}, anomalies {len(anoms)}"
@@ -298,6 +314,14 @@ def train(
     }
     log(f"trained in {info['seconds']:.1f} s")
     return TrainResult(graph=graph, config=cfg, calibration=calib, classes=classes, info=info)
+
+
+def _map_scores(maps: np.ndarray, top_k: int) -> np.ndarray:
+    """Mean of the top_k pixels of each map: the graph's image-score rule applied to the map output."""
+    if not len(maps):
+        return np.zeros(0)
+    flat = maps.reshape(len(maps), -1)
+    return np.sort(flat, axis=1)[:, -top_k:].mean(axis=1)
 
 
 def _pixel_threshold(

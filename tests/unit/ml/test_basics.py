@@ -135,3 +135,9 @@ def test_presets_are_valid_and_keep_overrides():
     assert EngineConfig.coarse().taps == (4, 5, 6)
     assert EngineConfig.accurate().taps == (3, 5, 6)
     assert EngineConfig.fine(input_size=256).input_size == 256
+    assert EngineConfig().detail_taps == (2,) and EngineConfig.coarse().detail_taps == ()
+    # A manifest written before detail taps existed describes a model without them.
+    old = {k: v for k, v in EngineConfig().to_dict().items() if k != "detail_taps"}
+    assert EngineConfig.from_dict(old).detail_taps == ()
+    with pytest.raises(ValueError, match="detail_taps"):
+        EngineConfig(detail_taps=(3,)).validate()

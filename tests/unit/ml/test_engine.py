@@ -195,3 +195,36 @@ def test_serving_never_imports_torch(trained):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("OK")
+
+
+def test_detail_taps_shape_the_map_but_not_the_score(trained):
+    res, *_ = trained
+    graph, feat = res.graph, res.graph.features
+    assert res.config.detail_taps == (2,) and graph.split == feat.detail_out == 24
+    # Block-diagonal projection: the detail block and the score block never mix.
+    assert torch.count_nonzero(feat.proj[: feat.detail_in, feat.detail_out :]) == 0
+    assert torch.count_nonzero(feat.proj[feat.detail_in :, : feat.detail_out]) == 0
+    imgs = [texture(400), with_defect(texture(401), "spot", 1)[0]]
+    scores, maps = res.score(imgs)
+    saved = graph.detail_bank.clone()
+    try:
+        graph.detail_bank.mul_(0.5)
+        scores2, maps2 = res.score(imgs)
+    finally:
+        graph.detail_bank = saved
+    np.testing.assert_allclose(scores2, scores, rtol=1e-6)
+    assert not np.allclose(maps2, maps)
+
+
+def test_without_detail_taps_the_score_is_the_maps_top_mean(small_config, normals):
+    from dataclasses import replace
+
+    from openlookout.ml.training import train
+
+    res = train(normals[:6], config=replace(small_config, detail_taps=(), bank_size=128))
+    assert res.graph.split == 0 and res.graph.detail_bank.numel() == 0
+    scores, maps = res.score([texture(500), with_defect(texture(501), "scratch", 2)[0]])
+    k = res.graph.top_k
+    top = np.sort(maps.reshape(len(maps), -1), axis=1)[:, -k:].mean(1)
+    np.testing.assert_allclose(scores, top, rtol=1e-5)
+    assert res.calibration.pixel_threshold == pytest.approx(res.calibration.threshold)
