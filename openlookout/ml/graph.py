@@ -162,7 +162,6 @@ class AnomalyGraph(nn.Module):
         # The map is computed at a quarter of the input size (4x finer than the stride-8 grid); serving
         # resizes it to the image's size. Smoothing and top-k at 256 x 256 cost more than they gave.
         self.map_size = cfg.input_size // 4
-        self.split = features.detail_out if cfg.detail_taps else 0
         self.register_buffer("bank_t", torch.zeros(0))
         self.register_buffer("bank_sq", torch.zeros(0))
         self.register_buffer("detail_bank", torch.zeros(0))
@@ -171,6 +170,11 @@ class AnomalyGraph(nn.Module):
         self.register_buffer("blur", gaussian_kernel(sigma) if sigma > 0 else torch.ones(1))
         self.register_buffer("class_bank_t", torch.zeros(0))
         self.register_buffer("class_ids", torch.zeros(0, dtype=torch.int64))
+
+    @property
+    def split(self) -> int:
+        """Leading dims of a patch vector that only the anomaly map uses (0 without detail taps)."""
+        return self.features.detail_out
 
     def set_bank(self, bank: torch.Tensor) -> None:
         """Store the bank as Gemm operands, split into the detail and score blocks."""
@@ -220,6 +224,13 @@ class AnomalyGraph(nn.Module):
             m = F.conv2d(m, k.view(1, 1, -1, 1))
         return m
 
+    def image_score(self, maps: torch.Tensor) -> torch.Tensor:
+        """(N, ...) maps -> (N,) mean of each map's top_k pixels (the maximum when top_k is 1)."""
+        flat = maps.flatten(1)
+        if self.top_k == 1:
+            return torch.amax(flat, dim=1)
+        return torch.topk(flat, self.top_k, dim=1).values.mean(1)
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return self.head(self.features.raw(x))
 
@@ -230,10 +241,7 @@ class AnomalyGraph(nn.Module):
         score_d, map_d = self.patch_distance(q)
         score_map = self.smooth(score_d.view(n, 1, h, w))
         amap = self.smooth(map_d.view(n, 1, h, w)) if self.split else score_map
-        flat = score_map.flatten(1)
-        score = (
-            torch.amax(flat, dim=1) if self.top_k == 1 else torch.topk(flat, self.top_k, dim=1).values.mean(1)
-        )
+        score = self.image_score(score_map)
         if not self.has_classes:
             return score, amap
         nearest = torch.argmin(

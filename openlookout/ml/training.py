@@ -197,7 +197,6 @@ def _fit_projection(feat: PatchFeatures, raw: torch.Tensor, cfg: EngineConfig) -
             scale[start : start + c] = 1.0 / block.pow(2).sum(0).mean().sqrt().clamp_min(1e-6)
             start += c
         feat.tap_scale = scale * math.sqrt(len(chans)) ** -1 * 10.0
-        feat.detail_out = feat.detail_in
         if not (cfg.feature_dim and cfg.feature_dim < flat.shape[0] - feat.detail_in):
             return
         x = (sample * feat.tap_scale[:, None]).t()
@@ -276,8 +275,8 @@ def train(
     # The same rule on the anomaly map's own image score (it differs from the score when detail taps
     # feed the map) gives the map-unit equivalent of the image threshold.
     map_threshold = calibrate(
-        _map_scores(normal_maps, graph.top_k),
-        _map_scores(anom_maps, graph.top_k) if len(anoms) else None,
+        graph.image_score(torch.from_numpy(normal_maps)).numpy(),
+        graph.image_score(torch.from_numpy(anom_maps)).numpy() if len(anoms) else None,
         k_sigma=cfg.normal_k_sigma,
         margin=cfg.normal_margin,
     ).threshold
@@ -314,14 +313,6 @@ def train(
     }
     log(f"trained in {info['seconds']:.1f} s")
     return TrainResult(graph=graph, config=cfg, calibration=calib, classes=classes, info=info)
-
-
-def _map_scores(maps: np.ndarray, top_k: int) -> np.ndarray:
-    """Mean of the top_k pixels of each map: the graph's image-score rule applied to the map output."""
-    if not len(maps):
-        return np.zeros(0)
-    flat = maps.reshape(len(maps), -1)
-    return np.sort(flat, axis=1)[:, -top_k:].mean(axis=1)
 
 
 def _pixel_threshold(

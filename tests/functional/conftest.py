@@ -145,4 +145,11 @@ def error_code(excinfo: pytest.ExceptionInfo[ClientError]) -> str:
     return excinfo.value.response["Error"]["Code"]
 
 
-__all__ = ["Caller", "api_routes", "error_code", "json"]
+def rejection(call: Caller, operation: str, **params: Any) -> str:
+    """The error code of a call that must fail (the test fails if it succeeds)."""
+    with pytest.raises(ClientError) as excinfo:
+        call(operation, **params)
+    return error_code(excinfo)
+
+
+__all__ = ["Caller", "api_routes", "error_code", "json", "rejection"]

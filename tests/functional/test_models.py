@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw
 
 from openlookout.services import datasets, models
 from openlookout.storage.tables import DatasetEntryItem, DatasetItem, ImageStats, ModelItem
-from tests.functional.conftest import Caller, error_code
+from tests.functional.conftest import Caller, error_code, rejection
 from tests.functional.workflows import StateMachines
 
 pytest.importorskip("openlookout.local.asl")
@@ -191,18 +191,19 @@ def test_train_host_detect_stop_delete(call: Caller, machines: StateMachines):
         "content-type must be one of the following. image/jpeg, image/png"
     )
 
-    with pytest.raises(ClientError) as excinfo:
-        call("DeleteModel", ProjectName=PROJECT, ModelVersion="1")
-    assert error_code(excinfo) == "ConflictException"
+    assert rejection(call, "DeleteModel", ProjectName=PROJECT, ModelVersion="1") == "ConflictException"
 
     assert call("StopModel", ProjectName=PROJECT, ModelVersion="1")["Status"] == "STOPPING_HOSTING"
     assert (
         call("DescribeModel", ProjectName=PROJECT, ModelVersion="1")["ModelDescription"]["Status"]
         == "TRAINED"
     )
-    with pytest.raises(ClientError) as excinfo:
-        call("DetectAnomalies", ProjectName=PROJECT, ModelVersion="1", Body=good, ContentType="image/png")
-    assert error_code(excinfo) == "ConflictException"
+    assert (
+        rejection(
+            call, "DetectAnomalies", ProjectName=PROJECT, ModelVersion="1", Body=good, ContentType="image/png"
+        )
+        == "ConflictException"
+    )
 
     assert call("DeleteModel", ProjectName=PROJECT, ModelVersion="1")["ModelArn"] == model["ModelArn"]
     with pytest.raises(ClientError) as excinfo:
@@ -264,12 +265,11 @@ def test_create_model_preconditions(call: Caller, machines: StateMachines):
     assert error_code(excinfo) == "ValidationException"
     assert "at least 10" in excinfo.value.response["Error"]["Message"]
     DatasetItem.get(PROJECT, "train").update(actions=[DatasetItem.status.set("UPDATE_IN_PROGRESS")])
-    with pytest.raises(ClientError) as excinfo:
-        call("CreateModel", ProjectName=PROJECT, OutputConfig=OUTPUT)
-    assert error_code(excinfo) == "ConflictException"
-    with pytest.raises(ClientError) as excinfo:
-        call("CreateModel", ProjectName="absent", OutputConfig=OUTPUT)
-    assert error_code(excinfo) == "ResourceNotFoundException"
+    assert rejection(call, "CreateModel", ProjectName=PROJECT, OutputConfig=OUTPUT) == "ConflictException"
+    assert (
+        rejection(call, "CreateModel", ProjectName="absent", OutputConfig=OUTPUT)
+        == "ResourceNotFoundException"
+    )
     assert ModelItem.count(PROJECT) == 0
 
 
@@ -277,30 +277,34 @@ def test_hosting_errors(call: Caller, machines: StateMachines):
     make_dataset("train", normal=10, anomalous=0)
     machines.hold = True
     call("CreateModel", ProjectName=PROJECT, OutputConfig=OUTPUT)
-    with pytest.raises(ClientError) as excinfo:
-        call("StartModel", ProjectName=PROJECT, ModelVersion="1", MinInferenceUnits=1)
-    assert error_code(excinfo) == "ConflictException"
-    with pytest.raises(ClientError) as excinfo:
-        call("StopModel", ProjectName=PROJECT, ModelVersion="1")
-    assert error_code(excinfo) == "ConflictException"
-    with pytest.raises(ClientError) as excinfo:
-        call("DeleteModel", ProjectName=PROJECT, ModelVersion="1")
-    assert error_code(excinfo) == "ConflictException"
-    with pytest.raises(ClientError) as excinfo:
-        call("DeleteProject", ProjectName=PROJECT)
-    assert error_code(excinfo) == "ConflictException"
+    assert (
+        rejection(call, "StartModel", ProjectName=PROJECT, ModelVersion="1", MinInferenceUnits=1)
+        == "ConflictException"
+    )
+    assert rejection(call, "StopModel", ProjectName=PROJECT, ModelVersion="1") == "ConflictException"
+    assert rejection(call, "DeleteModel", ProjectName=PROJECT, ModelVersion="1") == "ConflictException"
+    assert rejection(call, "DeleteProject", ProjectName=PROJECT) == "ConflictException"
     item = ModelItem.get(PROJECT, 1)
     item.status = "TRAINED"
     item.save()
-    with pytest.raises(ClientError) as excinfo:
-        call("StartModel", ProjectName=PROJECT, ModelVersion="1", MinInferenceUnits=3, MaxInferenceUnits=2)
-    assert error_code(excinfo) == "ValidationException"
-    with pytest.raises(ClientError) as excinfo:
-        call("StartModel", ProjectName=PROJECT, ModelVersion="1", MinInferenceUnits=11)
-    assert error_code(excinfo) == "ServiceQuotaExceededException"
-    with pytest.raises(ClientError) as excinfo:
-        call("DescribeModel", ProjectName=PROJECT, ModelVersion="7")
-    assert error_code(excinfo) == "ResourceNotFoundException"
+    assert (
+        rejection(
+            call,
+            "StartModel",
+            ProjectName=PROJECT,
+            ModelVersion="1",
+            MinInferenceUnits=3,
+            MaxInferenceUnits=2,
+        )
+        == "ValidationException"
+    )
+    assert (
+        rejection(call, "StartModel", ProjectName=PROJECT, ModelVersion="1", MinInferenceUnits=11)
+        == "ServiceQuotaExceededException"
+    )
+    assert (
+        rejection(call, "DescribeModel", ProjectName=PROJECT, ModelVersion="7") == "ResourceNotFoundException"
+    )
 
 
 def _status_change(execution_arn: str, payload: dict, status: str = "ABORTED") -> dict:

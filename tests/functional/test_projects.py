@@ -6,7 +6,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from openlookout.storage.tables import ModelItem
-from tests.functional.conftest import Caller, error_code
+from tests.functional.conftest import Caller, error_code, rejection
 
 
 def test_create_describe_list_delete(call: Caller):
@@ -71,9 +71,7 @@ def test_max_results_above_100_is_refused(call: Caller):
 @pytest.mark.parametrize("token", ["AAAA", "bm90LWEtdG9rZW4=", "x" * 40, "==="])
 def test_forged_tokens_are_validation_errors(call: Caller, token: str):
     call("CreateProject", ProjectName="a")
-    with pytest.raises(ClientError) as excinfo:
-        call("ListProjects", NextToken=token)
-    assert error_code(excinfo) == "ValidationException"
+    assert rejection(call, "ListProjects", NextToken=token) == "ValidationException"
 
 
 def test_client_token_replays_the_first_answer(call: Caller):
@@ -84,9 +82,7 @@ def test_client_token_replays_the_first_answer(call: Caller):
         call("CreateProject", ProjectName="other", ClientToken="token-1")
     assert error_code(excinfo) == "ValidationException"
     assert "token-1" in excinfo.value.response["Error"]["Message"]
-    with pytest.raises(ClientError) as excinfo:
-        call("CreateProject", ProjectName="once", ClientToken="token-2")
-    assert error_code(excinfo) == "ConflictException"
+    assert rejection(call, "CreateProject", ProjectName="once", ClientToken="token-2") == "ConflictException"
 
 
 def test_malformed_json_body(call: Caller):
@@ -144,17 +140,19 @@ def test_tags_errors(call: Caller):
     assert error_code(excinfo) == "ResourceNotFoundException"
     assert excinfo.value.response["ResourceType"] == "MODEL"
     for bad in ["not-an-arn", "arn:aws:lookoutvision:us-east-1:123456789012:project/p"]:
-        with pytest.raises(ClientError) as excinfo:
-            call("TagResource", ResourceArn=bad, Tags=[{"Key": "a", "Value": "b"}])
-        assert error_code(excinfo) == "ValidationException"
+        assert (
+            rejection(call, "TagResource", ResourceArn=bad, Tags=[{"Key": "a", "Value": "b"}])
+            == "ValidationException"
+        )
     arn = _model("p", 2)
     with pytest.raises(ClientError) as excinfo:
         call("TagResource", ResourceArn=arn, Tags=[{"Key": f"k{i}", "Value": "v"} for i in range(51)])
     assert error_code(excinfo) == "ServiceQuotaExceededException"
     assert excinfo.value.response["QuotaCode"]
-    with pytest.raises(ClientError) as excinfo:
-        call("TagResource", ResourceArn=arn, Tags=[{"Key": "aws:reserved", "Value": "v"}])
-    assert error_code(excinfo) == "ValidationException"
+    assert (
+        rejection(call, "TagResource", ResourceArn=arn, Tags=[{"Key": "aws:reserved", "Value": "v"}])
+        == "ValidationException"
+    )
     assert call("ListTagsForResource", ResourceArn=arn)["Tags"] == []
 
 
