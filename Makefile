@@ -14,7 +14,7 @@ PORT ?= 3000
 # The training function is a container image: without a Docker daemon, build everything else.
 SAM_BUILD_FLAGS ?= $(if $(shell docker info >/dev/null 2>&1 && echo yes),,--exclude TrainModelFunction)
 
-.PHONY: help install demo serve test lint typecheck template test-python integration bench bench-api clean
+.PHONY: help install demo serve test lint typecheck template test-python integration bench bench-washers bench-api clean
 
 help:
 	@echo "make install      create .venv (openlookout, torch CPU, test tools), node_modules, SAM CLI"
@@ -22,7 +22,8 @@ help:
 	@echo "make serve        run 'openlookout serve' on 127.0.0.1:$(PORT) (data in ./.openlookout)"
 	@echo "make test         lint, type-check, validate and build the template, run all tests"
 	@echo "make integration  run the contract tests against a deployed stack (OPENLOOKOUT_ENDPOINT)"
-	@echo "make bench        engine benchmark on DATA=$(DATA)"
+	@echo "make bench        engine benchmark on DATA=$(DATA) (CONFIG='{...}' overrides EngineConfig)"
+	@echo "make bench-washers engine benchmark on the generated washers (small defects)"
 	@echo "make bench-api    the whole flow through boto3 against openlookout serve, on DATA"
 
 # ------------------------------------------------------------------ installation
@@ -89,7 +90,14 @@ integration: install
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed
-	$(PY) bench/engine.py --data $(DATA)
+	$(PY) bench/engine.py --data $(DATA) $(if $(CONFIG),--config '$(CONFIG)')
+
+# Small defects (2 px scratches, 10 px dents, stains on 256 px images): the built-in washers at benchmark size.
+WASHERS := build/washers
+bench-washers: $(VENV)/.installed
+	rm -rf $(WASHERS)
+	$(PY) -m openlookout.examples $(WASHERS) --normal 200 --test-normal 60 --per-defect 30 --train-per-defect 0 --seed 11
+	$(PY) bench/engine.py --data $(WASHERS) $(if $(CONFIG),--config '$(CONFIG)')
 
 # The product through boto3: import, CreateModel -> TRAINED, hosting, DetectAnomalies latency and AUROC.
 bench-api: install

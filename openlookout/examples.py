@@ -93,3 +93,30 @@ def generate(
                 image.save(directory / split / kind / f"{name}.jpg", quality=92)
                 mask.convert("1").save(directory / "ground_truth" / kind / f"{name}_mask.png")
     return directory
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m openlookout.examples DIR`: write the example dataset, e.g. at benchmark size."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("directory", type=Path)
+    parser.add_argument("--normal", type=int, default=60, help="normal training images")
+    parser.add_argument("--test-normal", type=int, default=12, help="normal test images")
+    parser.add_argument("--per-defect", type=int, default=8, help="test images per defect kind")
+    parser.add_argument(
+        "--train-per-defect", type=int, default=4, help="labelled training images per defect kind"
+    )
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+    root = generate(
+        args.directory, args.normal, args.test_normal, args.per_defect, args.train_per_defect, args.seed
+    )
+    print(root)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
