@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from .images import ImageInput, InvalidImageError, open_image, to_model_input
+from .images import ImageInput, InvalidImageError, model_input
 from .manifest import Manifest
 from .masks import class_index_image, render, resize_map
 
@@ -55,6 +55,7 @@ class Detector:
         self.session = ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"])
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.size = manifest.input_size
+        self.preprocessing = manifest.preprocessing
         self.calibration = manifest.calibration
         self.classes = manifest.classes
 
@@ -71,6 +72,10 @@ class Detector:
             onnx_path = d / Manifest.read(manifest_path).model_file
         return cls(onnx_path, Manifest.read(manifest_path), threads=threads)
 
+    def pixels(self, image: ImageInput) -> np.ndarray:
+        """(1, 3, S, S) graph input for one image, preprocessed by the model's own rule."""
+        return model_input(image, self.size, self.preprocessing)[0][None]
+
     def run(self, pixels: np.ndarray) -> dict[str, np.ndarray]:
         """Raw graph outputs for a (N, 3, S, S) float32 batch of 0-255 pixels."""
         outs = self.session.run(None, {"image": np.ascontiguousarray(pixels, dtype=np.float32)})
@@ -79,9 +84,8 @@ class Detector:
     def detect(self, image: ImageInput) -> DetectionResult:
         """Classify and segment one image (PNG/JPEG bytes, path, PIL image or array)."""
         t0 = time.perf_counter()
-        img = open_image(image)  # raises InvalidImageError
-        w, h = img.size
-        x = to_model_input(img, self.size)[None]
+        pixels, (w, h) = model_input(image, self.size, self.preprocessing)  # raises InvalidImageError
+        x = pixels[None]
         t1 = time.perf_counter()
         out = self.run(x)
         t2 = time.perf_counter()

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .calibration import Calibration
+from .images import PREPROCESS_BILINEAR, PREPROCESS_FAST, PREPROCESSING
 
 FORMAT = "openlookout-anomaly-model"
 FORMAT_VERSION = 1
@@ -16,6 +17,17 @@ BACKGROUND_COLOR = "#FFFFFF"
 DEFAULT_CLASS = "anomaly"
 # Distinct, saturated colours for classes the training data gave no colour for (tab10 minus grey).
 PALETTE = ["#D62728", "#1F77B4", "#2CA02C", "#FF7F0E", "#9467BD", "#8C564B", "#E377C2", "#BCBD22", "#17BECF"]
+RESIZE_TEXT = {
+    PREPROCESS_BILINEAR: "bilinear to input size, aspect ratio not kept",
+    PREPROCESS_FAST: "JPEG decoded at a 1/2^k scale and box-reduced by an integer factor, both keeping "
+    "every side at or above the input size, then bilinear to input size; aspect ratio not kept",
+}
+
+
+def _preprocessing(value: object) -> str:
+    if value not in PREPROCESSING:
+        raise ValueError(f"unknown input.preprocessing {value!r}; this version knows {PREPROCESSING}")
+    return str(value)
 
 
 @dataclass
@@ -31,6 +43,8 @@ class Manifest:
     calibration: Calibration
     classes: list[AnomalyClass]
     model_file: str = "model.onnx"
+    # images.PREPROCESS_*: manifests written before the field existed were trained with the plain rule.
+    preprocessing: str = PREPROCESS_BILINEAR
     engine: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
 
@@ -45,7 +59,8 @@ class Manifest:
                 "layout": "NCHW",
                 "dtype": "float32",
                 "color": "RGB (grayscale replicated)",
-                "resize": "bilinear to input size, aspect ratio not kept",
+                "resize": RESIZE_TEXT[self.preprocessing],
+                "preprocessing": self.preprocessing,
                 "value_range": [0, 255],
                 "normalization": {"mean": [127.0] * 3, "std": [128.0] * 3, "applied": "inside the graph"},
             },
@@ -77,6 +92,7 @@ class Manifest:
             calibration=Calibration.from_dict(d["calibration"]),
             classes=[AnomalyClass(int(c["id"]), str(c["name"]), str(c["color"])) for c in d["classes"]],
             model_file=str(d.get("model_file", "model.onnx")),
+            preprocessing=_preprocessing(d["input"].get("preprocessing", PREPROCESS_BILINEAR)),
             engine=dict(d.get("engine", {})),
             training=dict(d.get("training", {})),
         )

@@ -23,7 +23,7 @@ from .calibration import Calibration, best_f1_threshold, calibrate
 from .config import EngineConfig
 from .coreset import greedy_coreset
 from .graph import AnomalyGraph, PatchFeatures, export_onnx
-from .images import ImageInput, load_mask, open_image, to_model_input
+from .images import PREPROCESS_FAST, ImageInput, load_mask, model_input
 from .manifest import DEFAULT_CLASS, PALETTE, AnomalyClass, Manifest
 
 Progress = Callable[[str], None]
@@ -53,6 +53,7 @@ class TrainResult:
             input_size=self.config.input_size,
             calibration=self.calibration,
             classes=self.classes,
+            preprocessing=PREPROCESS_FAST,
             engine=self.config.to_dict(),
             training=self.info,
         )
@@ -77,7 +78,7 @@ def _device(cfg: EngineConfig) -> torch.device:
 
 
 def _pixels(src: ImageInput, cfg: EngineConfig) -> np.ndarray:
-    return to_model_input(open_image(src), cfg.input_size)
+    return model_input(src, cfg.input_size, PREPROCESS_FAST)[0]
 
 
 def _as_anomaly(item: Any) -> LabeledAnomaly:

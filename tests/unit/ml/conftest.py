@@ -47,6 +47,12 @@ def png_bytes(img: Image.Image) -> bytes:
     return buf.getvalue()
 
 
+def jpeg_bytes(img: Image.Image, quality: int = 92) -> bytes:
+    buf = io.BytesIO()
+    img.convert("RGB").save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
 @pytest.fixture(scope="session")
 def small_config():  # type: ignore[no-untyped-def]
     from openlookout.ml.config import EngineConfig

@@ -9,12 +9,21 @@ import pytest
 from PIL import Image
 
 from openlookout.ml.calibration import Calibration, best_f1_threshold, calibrate
-from openlookout.ml.images import InvalidImageError, load_mask, open_image, to_model_input
-from openlookout.ml.manifest import AnomalyClass
+from openlookout.ml.images import (
+    PREPROCESS_BILINEAR,
+    PREPROCESS_FAST,
+    InvalidImageError,
+    _decode,
+    load_mask,
+    model_input,
+    open_image,
+    to_model_input,
+)
+from openlookout.ml.manifest import AnomalyClass, Manifest
 from openlookout.ml.masks import class_index_image, label_components, render
 from openlookout.ml.metrics import auroc, average_precision, precision_recall_f1
 
-from .conftest import png_bytes, texture
+from .conftest import jpeg_bytes, png_bytes, texture
 
 
 def test_open_image_accepts_bytes_paths_pil_and_arrays(tmp_path):
@@ -26,6 +35,37 @@ def test_open_image_accepts_bytes_paths_pil_and_arrays(tmp_path):
         assert img.mode == "RGB" and img.size == (150, 90)
     x = to_model_input(open_image(png_bytes(gray)), 64)
     assert x.shape == (3, 64, 64) and x.dtype == np.float32 and x.min() >= 0 and x.max() <= 255
+
+
+def test_fast_preprocessing_decodes_big_jpegs_small_and_keeps_the_original_size():
+    photo = jpeg_bytes(texture(2).resize((1100, 700), Image.Resampling.BICUBIC))
+    # libjpeg's DCT scaling: 1/4 keeps both sides >= 128 (1/8 would make the height 88).
+    assert _decode(photo, draft_size=128)[0].size == (275, 175)
+    assert _decode(photo)[0].size == (1100, 700)
+    fast, size = model_input(photo, 128, PREPROCESS_FAST)
+    plain, plain_size = model_input(photo, 128, PREPROCESS_BILINEAR)
+    assert size == plain_size == (1100, 700) and fast.shape == plain.shape == (3, 128, 128)
+    # Another rule, hence recorded per model; yet the same picture to within a few grey levels.
+    assert 0 < float(np.abs(fast - plain).mean()) < 2.0
+    # PNGs and small images take the box reduction only; nothing to reduce leaves the pixels alone.
+    small = png_bytes(texture(3, (100, 90)))
+    np.testing.assert_array_equal(model_input(small, 64)[0], model_input(small, 64, PREPROCESS_BILINEAR)[0])
+    with pytest.raises(ValueError, match="unknown preprocessing"):
+        model_input(small, 64, "nearest")
+
+
+def test_manifest_records_the_preprocessing_and_older_manifests_read_as_bilinear():
+    m = Manifest(input_size=64, calibration=calibrate(np.array([1.0, 1.1, 0.9])), classes=[])
+    assert m.preprocessing == PREPROCESS_BILINEAR
+    m.preprocessing = PREPROCESS_FAST
+    doc = m.to_dict()
+    assert doc["input"]["preprocessing"] == PREPROCESS_FAST and "JPEG" in doc["input"]["resize"]
+    assert Manifest.from_dict(doc).preprocessing == PREPROCESS_FAST
+    del doc["input"]["preprocessing"]
+    assert Manifest.from_dict(doc).preprocessing == PREPROCESS_BILINEAR
+    doc["input"]["preprocessing"] = "lanczos"
+    with pytest.raises(ValueError, match="lanczos"):
+        Manifest.from_dict(doc)
 
 
 def test_transparent_pixels_become_white():

@@ -17,11 +17,18 @@ from PIL import Image
 
 from openlookout.ml.coreset import greedy_coreset
 from openlookout.ml.evaluation import TestSample, evaluate
-from openlookout.ml.images import InvalidImageError
+from openlookout.ml.images import (
+    PREPROCESS_BILINEAR,
+    PREPROCESS_FAST,
+    InvalidImageError,
+    model_input,
+    open_image,
+    to_model_input,
+)
 from openlookout.ml.inference import Detector
 from openlookout.ml.manifest import Manifest
 
-from .conftest import png_bytes, texture, with_defect
+from .conftest import jpeg_bytes, png_bytes, texture, with_defect
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -108,6 +115,30 @@ def test_anomaly_score_is_monotone_in_raw_score(trained):
     results.sort(key=lambda r: r.raw_score)
     probs = [r.confidence if r.is_anomalous else 1 - r.confidence for r in results]
     assert probs == sorted(probs)
+
+
+def test_detector_preprocesses_as_its_manifest_says(trained, tmp_path):
+    _, d, onnx_path, manifest_path, _ = trained
+    doc = json.loads(manifest_path.read_text())
+    assert doc["input"]["preprocessing"] == PREPROCESS_FAST
+    det = Detector.load(d, threads=1)
+    img, _ = with_defect(texture(600), "spot", 3)
+    photo = jpeg_bytes(img.resize((1000, 760), Image.Resampling.BICUBIC))
+    r = det.detect(photo)  # decoded at 1/4 scale, answered at the photo's own size
+    assert r.is_anomalous and (r.width, r.height) == (1000, 760) and r.anomaly_map.shape == (760, 1000)
+    assert Image.open(io.BytesIO(r.anomaly_mask_png)).size == (1000, 760)
+    np.testing.assert_array_equal(det.pixels(photo), model_input(photo, 128, PREPROCESS_FAST)[0][None])
+
+    # A model written before the rule was recorded keeps being served with the plain rule.
+    del doc["input"]["preprocessing"]
+    old_manifest = tmp_path / "old.json"
+    old_manifest.write_text(json.dumps(doc))
+    old = Detector.load((onnx_path, old_manifest), threads=1)
+    assert old.preprocessing == PREPROCESS_BILINEAR
+    plain = to_model_input(open_image(photo), 128, PREPROCESS_BILINEAR)[None]
+    np.testing.assert_array_equal(old.pixels(photo), plain)
+    assert not np.array_equal(plain, det.pixels(photo))
+    assert old.detect(photo).is_anomalous
 
 
 def test_invalid_image_is_rejected(trained):
