@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 from collections import deque
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -53,12 +54,12 @@ def label_components(grid: np.ndarray) -> tuple[np.ndarray, int]:
 def class_index_image(
     mask: np.ndarray, amap: np.ndarray, class_map: np.ndarray | None, classes: list[AnomalyClass]
 ) -> np.ndarray:
-    """Per-pixel class id (0 = background) for a boolean mask.
+    """Per-pixel class id (0 = background) for a boolean mask; uint8 while the ids fit (L4V allows 100).
 
     Each connected anomalous region of the feature grid takes one class: the vote of its cells' nearest
     labeled-defect classes, weighted by the anomaly map, so a region is never split into speckles.
     """
-    out = np.zeros(mask.shape, dtype=np.int32)
+    out = np.zeros(mask.shape, dtype=np.uint8 if max((c.id for c in classes), default=1) < 256 else np.int32)
     if not mask.any():
         return out
     if class_map is None or len(classes) <= 1:
@@ -89,25 +90,52 @@ def render(class_img: np.ndarray, classes: list[AnomalyClass]) -> tuple[bytes, l
     """Mask PNG bytes and L4V's Anomalies list for a per-pixel class-id image."""
     h, w = class_img.shape
     total = float(h * w)
-    lut = np.full((max([c.id for c in classes], default=0) + 1, 3), 255, dtype=np.uint8)
-    for c in classes:
-        lut[c.id] = hex_to_rgb(c.color)
-    counts = np.bincount(class_img.ravel(), minlength=lut.shape[0])
-    rgb = lut[class_img]
-    buf = io.BytesIO()
-    Image.fromarray(rgb, "RGB").save(buf, format="PNG", compress_level=1)
-    found = [c for c in classes if counts[c.id] > 0]
+    if not class_img.any():
+        # Most images are normal: their all-background mask is encoded once per image size.
+        counts = np.zeros(1, dtype=np.int64)
+        counts[0] = h * w
+        png = _background_png(w, h)
+    else:
+        png, counts = _encode(class_img, classes)
     anomalies: list[dict[str, Any]] = [
         {
             "Name": BACKGROUND,
             "PixelAnomaly": {"TotalPercentageArea": float(counts[0] / total), "Color": BACKGROUND_COLOR},
         }
     ]
-    for c in found:
-        anomalies.append(
-            {
-                "Name": c.name,
-                "PixelAnomaly": {"TotalPercentageArea": float(counts[c.id] / total), "Color": c.color},
-            }
-        )
-    return buf.getvalue(), anomalies
+    for c in classes:
+        if c.id < len(counts) and counts[c.id] > 0:
+            anomalies.append(
+                {
+                    "Name": c.name,
+                    "PixelAnomaly": {"TotalPercentageArea": float(counts[c.id] / total), "Color": c.color},
+                }
+            )
+    return png, anomalies
+
+
+def _encode(class_img: np.ndarray, classes: list[AnomalyClass]) -> tuple[bytes, np.ndarray]:
+    """RGB mask PNG and per-id pixel counts. Pillow's palette expansion and histogram do the per-pixel
+    work in C: at 2048 x 2048 a numpy colour lookup and bincount took 110 ms of the 230 ms render."""
+    h, w = class_img.shape
+    lut = np.full((max([c.id for c in classes], default=0) + 1, 3), 255, dtype=np.uint8)
+    for c in classes:
+        lut[c.id] = hex_to_rgb(c.color)
+    if class_img.dtype == np.uint8:
+        indexed = Image.frombuffer("P", (w, h), np.ascontiguousarray(class_img).tobytes(), "raw", "P", 0, 1)
+        indexed.putpalette(lut.ravel().tolist())
+        counts = np.asarray(indexed.histogram()[: lut.shape[0]], dtype=np.int64)
+        rgb = indexed.convert("RGB")
+    else:
+        counts = np.bincount(class_img.ravel(), minlength=lut.shape[0])
+        rgb = Image.fromarray(lut[class_img], "RGB")
+    buf = io.BytesIO()
+    rgb.save(buf, format="PNG", compress_level=1)
+    return buf.getvalue(), counts
+
+
+@lru_cache(maxsize=16)
+def _background_png(width: int, height: int) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (width, height), hex_to_rgb(BACKGROUND_COLOR)).save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()

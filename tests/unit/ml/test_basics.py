@@ -148,9 +148,10 @@ def test_components_and_class_voting():
     assert (img[~mask] == 0).all()
 
 
-def test_render_follows_l4v_conventions():
+@pytest.mark.parametrize("dtype", [np.uint8, np.int32])  # class_index_image's two outputs
+def test_render_follows_l4v_conventions(dtype):
     classes = [AnomalyClass(1, "scratch", "#2CA02C"), AnomalyClass(2, "dent", "#1F77B4")]
-    ci = np.zeros((10, 20), np.int32)
+    ci = np.zeros((10, 20), dtype)
     ci[0:2, 0:5] = 2
     png, anomalies = render(ci, classes)
     assert anomalies[0] == {
@@ -162,6 +163,19 @@ def test_render_follows_l4v_conventions():
     img = Image.open(io.BytesIO(png))
     assert img.format == "PNG" and img.mode == "RGB" and img.size == (20, 10)
     assert img.getpixel((19, 9)) == (255, 255, 255) and img.getpixel((0, 0)) == (0x1F, 0x77, 0xB4)
+    assert (np.asarray(img)[0:2, 0:5] == (0x1F, 0x77, 0xB4)).all() and (np.asarray(img)[2:] == 255).all()
+
+
+def test_render_of_a_normal_image_is_all_background():
+    classes = [AnomalyClass(1, "scratch", "#2CA02C")]
+    png, anomalies = render(np.zeros((30, 40), np.uint8), classes)
+    assert anomalies == [
+        {"Name": "background", "PixelAnomaly": {"TotalPercentageArea": 1.0, "Color": "#FFFFFF"}}
+    ]
+    img = Image.open(io.BytesIO(png))
+    assert img.mode == "RGB" and img.size == (40, 30) and img.getextrema() == ((255, 255),) * 3
+    assert render(np.zeros((30, 40), np.int32), classes)[0] == png  # encoded once per size
+    assert Image.open(io.BytesIO(render(np.zeros((31, 40), np.uint8), classes)[0])).size == (40, 31)
 
 
 def test_presets_are_valid_and_keep_overrides():
