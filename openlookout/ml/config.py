@@ -21,7 +21,7 @@ class EngineConfig:
     input_size: int = 224
     # Feature taps as backbone stages; the first tap sets the anomaly-map grid (stride 8 for stage 3).
     # The stride-8 grid is what finds small defects: a 2 px scratch or a 10 px dent on a 256 px image
-    # (the demo's washers: 36 of 36 right, against 23 of 36 with the stride-16 coarse() preset).
+    # (the demo's washers: 34 of 36 right, against 23 of 36 with the stride-16 coarse() preset).
     taps: tuple[int, ...] = (3, 5, 6)
     # Detail taps: shallower stages (stage 2 = stride 4) pooled onto the same grid and used for the
     # anomaly map only, not the image score. They sharpen masks (mvtec-bottle pixel AUROC 0.983 ->
@@ -73,16 +73,16 @@ class EngineConfig:
 
     @classmethod
     def fine(cls, **kw: Any) -> EngineConfig:
-        """The default: Lite0, score taps (3, 5, 6) and detail tap 2 on the stride-8 grid."""
-        return cls(**{"backbone": "efficientnet-lite0", "taps": (3, 5, 6), "detail_taps": (2,), **kw})
+        """The defaults (Lite0, score taps (3, 5, 6), detail tap 2, stride-8 grid), named for symmetry."""
+        return cls(**kw)
 
     @classmethod
     def coarse(cls, **kw: Any) -> EngineConfig:
         """Lite2, taps (4, 5, 6): the anomaly map on the stride-16 grid.
 
-        Better image-level detection of large texture defects (magnetic-tile image AUROC 0.922 vs 0.894)
-        and a faster graph, but it misses small defects (the demo's scratches and dents) and its masks
-        are coarse (mvtec-bottle pixel AUROC 0.958 vs 0.983). docs/engine.md #24-38.
+        Better image-level detection of large texture defects (magnetic-tile image AUROC 0.922 vs 0.898)
+        and a faster graph, but it loses small defects (make bench-washers: scratches 0.948 vs 0.976) and
+        its masks are coarse (mvtec-bottle pixel AUROC 0.958 vs 0.988). docs/engine.md #24-39, #59.
         """
         return cls(**{"backbone": "efficientnet-lite2", "taps": (4, 5, 6), "detail_taps": (), **kw})
 

@@ -26,10 +26,20 @@ class DetectionResult:
     raw_score: float
     anomaly_mask_png: bytes
     anomalies: list[dict[str, Any]]
-    anomaly_map: np.ndarray  # raw map at the input image's size (float32, H x W)
     width: int
     height: int
+    # The graph's map (float32, S/4 x S/4); `anomaly_map` is it at the image's size, made on first use:
+    # a normal verdict paints no pixels, and the full-size map of a 2048 px photo is 16 MB to fill.
+    graph_map: np.ndarray = field(repr=False)
     timings_ms: dict[str, float] = field(default_factory=dict)
+    _full_map: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def anomaly_map(self) -> np.ndarray:
+        """Raw map at the input image's size (float32, H x W)."""
+        if self._full_map is None:
+            self._full_map = resize_map(self.graph_map, (self.width, self.height))
+        return self._full_map
 
     def to_l4v(self, segmentation: bool = True) -> dict[str, Any]:
         """The DetectAnomalyResult object of L4V's DetectAnomalies response (l4v-behaviour.md 5.2/5.3)."""
@@ -91,11 +101,16 @@ class Detector:
         t2 = time.perf_counter()
         raw = float(out["score"][0])
         anomalous, confidence, prob = self.calibration.decide(raw)
-        amap = resize_map(out["anomaly_map"][0, 0], (w, h))
-        # A normal verdict gets an all-background mask so classification and segmentation agree.
-        mask = amap >= self.calibration.pixel_threshold if anomalous else np.zeros((h, w), dtype=bool)
-        cmap = out.get("class_map")
-        class_img = class_index_image(mask, amap, None if cmap is None else cmap[0], self.classes)
+        graph_map = out["anomaly_map"][0, 0]
+        amap = None
+        if anomalous:
+            amap = resize_map(graph_map, (w, h))
+            mask = amap >= self.calibration.pixel_threshold
+            cmap = out.get("class_map")
+            class_img = class_index_image(mask, amap, None if cmap is None else cmap[0], self.classes)
+        else:
+            # A normal verdict gets an all-background mask so classification and segmentation agree.
+            class_img = np.zeros((h, w), dtype=np.uint8)
         png, anomalies = render(class_img, self.classes)
         t3 = time.perf_counter()
         return DetectionResult(
@@ -105,9 +120,10 @@ class Detector:
             raw_score=raw,
             anomaly_mask_png=png,
             anomalies=anomalies,
-            anomaly_map=amap,
             width=w,
             height=h,
+            graph_map=graph_map,
+            _full_map=amap,
             timings_ms={
                 "decode": (t1 - t0) * 1e3,
                 "graph": (t2 - t1) * 1e3,

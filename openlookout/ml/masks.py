@@ -89,29 +89,18 @@ def class_index_image(
 def render(class_img: np.ndarray, classes: list[AnomalyClass]) -> tuple[bytes, list[dict[str, Any]]]:
     """Mask PNG bytes and L4V's Anomalies list for a per-pixel class-id image."""
     h, w = class_img.shape
-    total = float(h * w)
     if not class_img.any():
         # Most images are normal: their all-background mask is encoded once per image size.
-        counts = np.zeros(1, dtype=np.int64)
-        counts[0] = h * w
-        png = _background_png(w, h)
-    else:
-        png, counts = _encode(class_img, classes)
-    anomalies: list[dict[str, Any]] = [
-        {
-            "Name": BACKGROUND,
-            "PixelAnomaly": {"TotalPercentageArea": float(counts[0] / total), "Color": BACKGROUND_COLOR},
-        }
-    ]
-    for c in classes:
-        if c.id < len(counts) and counts[c.id] > 0:
-            anomalies.append(
-                {
-                    "Name": c.name,
-                    "PixelAnomaly": {"TotalPercentageArea": float(counts[c.id] / total), "Color": c.color},
-                }
-            )
+        return _background_png(w, h), [_entry(BACKGROUND, 1.0, BACKGROUND_COLOR)]
+    png, counts = _encode(class_img, classes)
+    total = float(h * w)
+    anomalies = [_entry(BACKGROUND, counts[0] / total, BACKGROUND_COLOR)]
+    anomalies += [_entry(c.name, counts[c.id] / total, c.color) for c in classes if counts[c.id] > 0]
     return png, anomalies
+
+
+def _entry(name: str, area: float, color: str) -> dict[str, Any]:
+    return {"Name": name, "PixelAnomaly": {"TotalPercentageArea": float(area), "Color": color}}
 
 
 def _encode(class_img: np.ndarray, classes: list[AnomalyClass]) -> tuple[bytes, np.ndarray]:
