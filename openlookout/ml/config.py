@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
+
+# Output stride of each EfficientNet-Lite stage (the same for every variant).
+STAGE_STRIDE: dict[int, int] = {1: 2, 2: 4, 3: 8, 4: 16, 5: 16, 6: 32, 7: 32}
+# Every side of the graph's input is a multiple of the backbone's deepest stride.
+SIDE_MULTIPLE = 32
 
 # Last block index of each stage of the EfficientNet-Lite variants (toolchain.md section 7).
 STAGE_END_BLOCK: dict[str, dict[int, int]] = {
@@ -18,7 +24,14 @@ class EngineConfig:
     """Every choice the engine makes; the defaults were chosen by measurement (docs/engine.md)."""
 
     backbone: str = "efficientnet-lite0"
+    # Pixel budget of the graph's input: input_size x input_size pixels, in the training images' shape.
     input_size: int = 224
+    # (height, width) of the graph's input. None: training takes it from the training images' median
+    # aspect ratio within the pixel budget (square images give input_size x input_size). Thin parts
+    # stay thin: a 200 x 500 image squashed to a square loses half its resolution along its length.
+    input_shape: tuple[int, int] | None = None
+    # Aspect ratios beyond this are clamped (a 10:1 strip still gets a usable number of rows).
+    max_aspect: float = 4.0
     # Feature taps as backbone stages; the first tap sets the anomaly-map grid (stride 8 for stage 3).
     # The stride-8 grid is what finds small defects: a 2 px scratch or a 10 px dent on a 256 px image
     # (the demo's washers: 34 of 36 right, against 23 of 36 with the stride-16 coarse() preset).
@@ -60,6 +73,15 @@ class EngineConfig:
     refit_on_all: bool = True
     # Labeled-defect patches kept per class for naming regions.
     class_bank_per_class: int = 256
+    # Labelled anomalies in training also train a patch classifier on the frozen features, added to the
+    # memory-bank distance with a weight that cross-validation on the training data picks ("auto"), 0
+    # included: the labels never make the model worse than the unsupervised one on that evidence.
+    supervised: str = "auto"  # "auto" | "off"
+    supervised_weights: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)
+    supervised_min_anomalies: int = 4
+    supervised_folds: int = 5
+    # A weight above 0 must beat the unsupervised cross-validated AUROC by this much.
+    supervised_min_gain: float = 0.002
     batch_size: int = 16
     seed: int = 0
     device: str = "auto"
@@ -90,14 +112,24 @@ class EngineConfig:
         d = asdict(self)
         d["taps"] = list(self.taps)
         d["detail_taps"] = list(self.detail_taps)
+        d["input_shape"] = None if self.input_shape is None else list(self.input_shape)
+        d["supervised_weights"] = list(self.supervised_weights)
         return d
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(height, width) of the graph's input (square until training sets the data's shape)."""
+        return self.input_shape or (self.input_size, self.input_size)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> EngineConfig:
         names = {f.name for f in fields(cls)}
         kw = {k: v for k, v in d.items() if k in names}
-        if "taps" in kw:
-            kw["taps"] = tuple(kw["taps"])
+        for name in ("taps", "supervised_weights"):
+            if name in kw:
+                kw[name] = tuple(kw[name])
+        if kw.get("input_shape") is not None:
+            kw["input_shape"] = (int(kw["input_shape"][0]), int(kw["input_shape"][1]))
         # Models trained before detail taps existed had none.
         kw["detail_taps"] = tuple(kw.get("detail_taps", ()))
         return cls(**kw)
@@ -109,7 +141,25 @@ class EngineConfig:
             raise ValueError(f"taps must be stages 1-7, got {self.taps}")
         if any(t not in STAGE_END_BLOCK[self.backbone] or t >= min(self.taps) for t in self.detail_taps):
             raise ValueError(f"detail_taps must be stages below {min(self.taps)}, got {self.detail_taps}")
-        if self.input_size % 32:
-            raise ValueError("input_size must be a multiple of 32")
+        if self.input_size % SIDE_MULTIPLE:
+            raise ValueError(f"input_size must be a multiple of {SIDE_MULTIPLE}")
+        if self.input_shape is not None and any(v % SIDE_MULTIPLE or v <= 0 for v in self.input_shape):
+            raise ValueError(f"input_shape sides must be positive multiples of {SIDE_MULTIPLE}")
+        if self.supervised not in ("auto", "off"):
+            raise ValueError("supervised must be 'auto' or 'off'")
         if self.bank_size < 1 or not 0 < self.coreset_ratio <= 1:
             raise ValueError("bank_size must be >= 1 and coreset_ratio in (0, 1]")
+
+
+def input_shape_for(aspect: float, side: int, max_aspect: float = 4.0) -> tuple[int, int]:
+    """(height, width) with about side * side pixels and the given width / height ratio.
+
+    Each side is rounded to a multiple of SIDE_MULTIPLE (at least two of them).
+    """
+    a = min(max(aspect, 1.0 / max_aspect), max_aspect)
+    width, height = side * math.sqrt(a), side / math.sqrt(a)
+
+    def snap(v: float) -> int:
+        return max(2 * SIDE_MULTIPLE, round(v / SIDE_MULTIPLE) * SIDE_MULTIPLE)
+
+    return snap(height), snap(width)

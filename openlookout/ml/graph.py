@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import STAGE_END_BLOCK, EngineConfig
+from .config import STAGE_END_BLOCK, STAGE_STRIDE, EngineConfig
 
 INPUT_MEAN = 127.0
 INPUT_STD = 128.0  # TF-Lite convention of these weights (toolchain.md section 7)
@@ -140,10 +140,12 @@ def gaussian_kernel(sigma: float) -> torch.Tensor:
 
 
 class AnomalyGraph(nn.Module):
-    """Scoring graph: pixels (N, 3, S, S) 0-255 -> score (N,), map (N, 1, S/4, S/4)[, class (N, h, w)].
+    """Scoring graph: pixels (N, 3, H, W) 0-255 -> score (N,), map (N, 1, H/4, W/4)[, class (N, h, w)].
 
     The image score is the mean of the top pixels of the score-block map; the anomaly map output uses
-    the whole patch vector (detail block included) and so is finer.
+    the whole patch vector (detail block included) and so is finer. With a supervised head (labelled
+    anomalies in training), each patch's distances are put in units of a normal image's score and the
+    head's defect probability, times its weight, is added to both.
     """
 
     bank_t: torch.Tensor
@@ -152,24 +154,35 @@ class AnomalyGraph(nn.Module):
     blur: torch.Tensor
     class_bank_t: torch.Tensor
     class_ids: torch.Tensor
+    head_w: torch.Tensor
+    head_b: torch.Tensor
+    head_weight: torch.Tensor
+    units: torch.Tensor
 
     def __init__(self, features: PatchFeatures, bank: torch.Tensor, cfg: EngineConfig) -> None:
         super().__init__()
         self.features = features
-        self.size = cfg.input_size
-        # Image score = mean of the top fraction of map pixels (1 = just the maximum).
-        self.top_k = max(1, round(cfg.score_top_fraction * (cfg.input_size // 4) ** 2))
+        self.shape = cfg.shape
         # The map is computed at a quarter of the input size (4x finer than the stride-8 grid); serving
-        # resizes it to the image's size. Smoothing and top-k at 256 x 256 cost more than they gave.
-        self.map_size = cfg.input_size // 4
+        # resizes it to the image's size. Smoothing and top-k at full input size cost more than they gave.
+        self.map_shape = (self.shape[0] // 4, self.shape[1] // 4)
+        stride = STAGE_STRIDE[min(cfg.taps)]
+        # The patch grid: the first score tap's resolution.
+        self.features_grid = (self.shape[0] // stride, self.shape[1] // stride)
+        # Image score = mean of the top fraction of map pixels (1 = just the maximum).
+        self.top_k = max(1, round(cfg.score_top_fraction * self.map_shape[0] * self.map_shape[1]))
         self.register_buffer("bank_t", torch.zeros(0))
         self.register_buffer("bank_sq", torch.zeros(0))
         self.register_buffer("detail_bank", torch.zeros(0))
         self.set_bank(bank)
-        sigma = cfg.smoothing_sigma * self.map_size / cfg.input_size
+        sigma = cfg.smoothing_sigma / 4
         self.register_buffer("blur", gaussian_kernel(sigma) if sigma > 0 else torch.ones(1))
         self.register_buffer("class_bank_t", torch.zeros(0))
         self.register_buffer("class_ids", torch.zeros(0, dtype=torch.int64))
+        self.register_buffer("head_w", torch.zeros(0))
+        self.register_buffer("head_b", torch.zeros(1))
+        self.register_buffer("head_weight", torch.zeros(1))
+        self.register_buffer("units", torch.ones(2))
 
     @property
     def split(self) -> int:
@@ -190,6 +203,25 @@ class AnomalyGraph(nn.Module):
     @property
     def has_classes(self) -> bool:
         return self.class_ids.numel() > 0
+
+    def set_head(self, w: torch.Tensor, b: float, weight: float, units: tuple[float, float]) -> None:
+        """Add a supervised patch head: logistic weights on the projected patch vector, its weight in
+        units of a normal image's score, and those units (score map, anomaly map)."""
+        self.head_w = w.reshape(-1).contiguous()
+        self.head_b = torch.tensor([b], dtype=torch.float32, device=w.device)
+        self.head_weight = torch.tensor([weight], dtype=torch.float32, device=w.device)
+        self.units = torch.tensor(units, dtype=torch.float32, device=w.device)
+
+    def clear_head(self) -> None:
+        self.head_w = torch.zeros(0, device=self.head_w.device)
+
+    @property
+    def has_head(self) -> bool:
+        return self.head_w.numel() > 0
+
+    def defect_probability(self, q: torch.Tensor) -> torch.Tensor:
+        """(N, P, D) projected patches -> (N, P) supervised head's defect probability."""
+        return torch.sigmoid(q @ self.head_w + self.head_b)
 
     def patch_distance(self, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, P, D) -> Euclidean distances (N, P) for the image score and for the anomaly map.
@@ -213,9 +245,7 @@ class AnomalyGraph(nn.Module):
         return torch.sqrt(d2).view(n, p), torch.sqrt(d2 + (diff * diff).sum(-1)).view(n, p)
 
     def smooth(self, patch_map: torch.Tensor) -> torch.Tensor:
-        m = F.interpolate(
-            patch_map, size=(self.map_size, self.map_size), mode="bilinear", align_corners=False
-        )
+        m = F.interpolate(patch_map, size=self.map_shape, mode="bilinear", align_corners=False)
         k = self.blur
         if k.numel() > 1:
             r = (k.numel() - 1) // 2
@@ -239,6 +269,9 @@ class AnomalyGraph(nn.Module):
         n, _, h, w = raw.shape
         q = self.features.project(raw)
         score_d, map_d = self.patch_distance(q)
+        if self.has_head:
+            defect = self.head_weight * self.defect_probability(q)
+            score_d, map_d = score_d / self.units[0] + defect, map_d / self.units[1] + defect
         score_map = self.smooth(score_d.view(n, 1, h, w))
         amap = self.smooth(map_d.view(n, 1, h, w)) if self.split else score_map
         score = self.image_score(score_map)
@@ -253,7 +286,7 @@ class AnomalyGraph(nn.Module):
 def export_onnx(graph: AnomalyGraph, path: str) -> None:
     """Legacy exporter: one self-contained file, fast (toolchain.md section 8)."""
     graph = graph.eval().cpu()
-    x = torch.zeros(1, 3, graph.size, graph.size)
+    x = torch.zeros(1, 3, *graph.shape)
     outputs = ["score", "anomaly_map"] + (["class_map"] if graph.has_classes else [])
     dyn = {"image": {0: "n"}, **{o: {0: "n"} for o in outputs}}
     import warnings

@@ -9,6 +9,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 ImageInput = str | os.PathLike[str] | bytes | bytearray | memoryview | Image.Image | np.ndarray
+# The graph's input size: a side for a square, or (width, height).
+Size = int | tuple[int, int]
 
 # Guard against decompression bombs while still accepting L4V's largest images (4096 x 4096 edge).
 MAX_PIXELS = 4096 * 4096 * 2
@@ -30,7 +32,25 @@ PREPROCESS_FAST = "jpeg-draft+reduce+bilinear"
 PREPROCESSING = (PREPROCESS_BILINEAR, PREPROCESS_FAST)
 
 
-def _decode(src: ImageInput, draft_size: int | None = None) -> tuple[Image.Image, tuple[int, int]]:
+def _wh(size: Size) -> tuple[int, int]:
+    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+
+def image_size(src: ImageInput) -> tuple[int, int]:
+    """(width, height) of an image, read from its header only (no pixel decode)."""
+    if isinstance(src, Image.Image):
+        return src.size
+    if isinstance(src, np.ndarray):
+        return int(src.shape[1]), int(src.shape[0])
+    fp = io.BytesIO(bytes(src)) if isinstance(src, (bytes, bytearray, memoryview)) else src
+    try:
+        with Image.open(fp) as img:
+            return img.size
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise InvalidImageError(f"cannot decode image: {e}") from e
+
+
+def _decode(src: ImageInput, draft_size: Size | None = None) -> tuple[Image.Image, tuple[int, int]]:
     """Decode into an RGB PIL image (grayscale is replicated to 3 channels); also the original (w, h).
 
     With draft_size, a JPEG may decode at a reduced scale (never below draft_size on either side).
@@ -56,7 +76,7 @@ def _decode(src: ImageInput, draft_size: int | None = None) -> tuple[Image.Image
                 raise InvalidImageError(f"image too large: {img.width}x{img.height}")
             original = img.size
             if draft_size and img.format == "JPEG":
-                img.draft(None, (draft_size, draft_size))
+                img.draft(None, _wh(draft_size))
             img.load()
         except InvalidImageError:
             raise
@@ -88,23 +108,24 @@ def open_image(src: ImageInput) -> Image.Image:
     return _decode(src)[0]
 
 
-def to_model_input(img: Image.Image, size: int, preprocessing: str = PREPROCESS_FAST) -> np.ndarray:
-    """Resize to size x size and return a float32 CHW array of 0-255 pixel values.
+def to_model_input(img: Image.Image, size: Size, preprocessing: str = PREPROCESS_FAST) -> np.ndarray:
+    """Resize to size (a side, or (width, height)) and return a float32 CHW array of 0-255 pixels.
 
     Normalisation happens inside the ONNX graph, so the serving side needs nothing but this.
     """
     if preprocessing not in PREPROCESSING:
         raise ValueError(f"unknown preprocessing {preprocessing!r}; one of {PREPROCESSING}")
-    if img.size != (size, size):
+    wh = _wh(size)
+    if img.size != wh:
         # reducing_gap=1: reduce() by floor(scale) first (a box filter), then the bilinear resize.
         gap = 1.0 if preprocessing == PREPROCESS_FAST else None
-        img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=gap)
+        img = img.resize(wh, Image.Resampling.BILINEAR, reducing_gap=gap)
     arr = np.asarray(img, dtype=np.float32)
     return np.ascontiguousarray(arr.transpose(2, 0, 1))
 
 
 def model_input(
-    src: ImageInput, size: int, preprocessing: str = PREPROCESS_FAST
+    src: ImageInput, size: Size, preprocessing: str = PREPROCESS_FAST
 ) -> tuple[np.ndarray, tuple[int, int]]:
     """Decode and preprocess one image for the graph: (CHW float32 pixels, original (width, height))."""
     fast = preprocessing == PREPROCESS_FAST

@@ -28,7 +28,7 @@ class DetectionResult:
     anomalies: list[dict[str, Any]]
     width: int
     height: int
-    # The graph's map (float32, S/4 x S/4); `anomaly_map` is it at the image's size, made on first use:
+    # The graph's map (float32, H/4 x W/4); `anomaly_map` is it at the image's size, made on first use:
     # a normal verdict paints no pixels, and the full-size map of a 2048 px photo is 16 MB to fill.
     graph_map: np.ndarray = field(repr=False)
     timings_ms: dict[str, float] = field(default_factory=dict)
@@ -64,7 +64,8 @@ class Detector:
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"])
         self.output_names = [o.name for o in self.session.get_outputs()]
-        self.size = manifest.input_size
+        height, width = manifest.shape
+        self.input_wh = (width, height)
         self.preprocessing = manifest.preprocessing
         self.calibration = manifest.calibration
         self.classes = manifest.classes
@@ -83,18 +84,18 @@ class Detector:
         return cls(onnx_path, Manifest.read(manifest_path), threads=threads)
 
     def pixels(self, image: ImageInput) -> np.ndarray:
-        """(1, 3, S, S) graph input for one image, preprocessed by the model's own rule."""
-        return model_input(image, self.size, self.preprocessing)[0][None]
+        """(1, 3, H, W) graph input for one image, preprocessed by the model's own rule."""
+        return model_input(image, self.input_wh, self.preprocessing)[0][None]
 
     def run(self, pixels: np.ndarray) -> dict[str, np.ndarray]:
-        """Raw graph outputs for a (N, 3, S, S) float32 batch of 0-255 pixels."""
+        """Raw graph outputs for a (N, 3, H, W) float32 batch of 0-255 pixels."""
         outs = self.session.run(None, {"image": np.ascontiguousarray(pixels, dtype=np.float32)})
         return dict(zip(self.output_names, outs, strict=True))
 
     def detect(self, image: ImageInput) -> DetectionResult:
         """Classify and segment one image (PNG/JPEG bytes, path, PIL image or array)."""
         t0 = time.perf_counter()
-        pixels, (w, h) = model_input(image, self.size, self.preprocessing)  # raises InvalidImageError
+        pixels, (w, h) = model_input(image, self.input_wh, self.preprocessing)  # raises InvalidImageError
         x = pixels[None]
         t1 = time.perf_counter()
         out = self.run(x)

@@ -18,9 +18,9 @@ DEFAULT_CLASS = "anomaly"
 # Distinct, saturated colours for classes the training data gave no colour for (tab10 minus grey).
 PALETTE = ["#D62728", "#1F77B4", "#2CA02C", "#FF7F0E", "#9467BD", "#8C564B", "#E377C2", "#BCBD22", "#17BECF"]
 RESIZE_TEXT = {
-    PREPROCESS_BILINEAR: "bilinear to input size, aspect ratio not kept",
+    PREPROCESS_BILINEAR: "bilinear to the input shape",
     PREPROCESS_FAST: "JPEG decoded at a 1/2^k scale and box-reduced by an integer factor, both keeping "
-    "every side at or above the input size, then bilinear to input size; aspect ratio not kept",
+    "every side at or above the input shape, then bilinear to the input shape",
 }
 
 
@@ -42,11 +42,19 @@ class Manifest:
     input_size: int
     calibration: Calibration
     classes: list[AnomalyClass]
+    # (height, width) of the graph's input; None = input_size x input_size (models trained before
+    # the input took the data's aspect ratio).
+    input_shape: tuple[int, int] | None = None
     model_file: str = "model.onnx"
     # images.PREPROCESS_*: manifests written before the field existed were trained with the plain rule.
     preprocessing: str = PREPROCESS_BILINEAR
     engine: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(height, width) of the graph's input."""
+        return self.input_shape or (self.input_size, self.input_size)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -55,7 +63,7 @@ class Manifest:
             "model_file": self.model_file,
             "input": {
                 "name": "image",
-                "shape": [1, 3, self.input_size, self.input_size],
+                "shape": [1, 3, *self.shape],
                 "layout": "NCHW",
                 "dtype": "float32",
                 "color": "RGB (grayscale replicated)",
@@ -66,7 +74,7 @@ class Manifest:
             },
             "outputs": {
                 "score": "float32 (N,): raw anomaly score = mean of the top anomaly_map pixels",
-                "anomaly_map": "float32 (N, 1, S/4, S/4): nearest-neighbour patch distance, smoothed",
+                "anomaly_map": "float32 (N, 1, H/4, W/4): patch anomaly score map, smoothed",
                 "class_map": "int64 (N, h, w): class id of the nearest labeled defect patch (if classes > 1)",
             },
             "threshold": self.calibration.threshold,
@@ -87,8 +95,10 @@ class Manifest:
             raise ValueError(f"not an {FORMAT} manifest")
         if int(d.get("format_version", 0)) > FORMAT_VERSION:
             raise ValueError(f"manifest format_version {d['format_version']} is newer than {FORMAT_VERSION}")
+        height, width = (int(v) for v in d["input"]["shape"][-2:])
         return cls(
-            input_size=int(d["input"]["shape"][-1]),
+            input_size=max(height, width),
+            input_shape=(height, width),
             calibration=Calibration.from_dict(d["calibration"]),
             classes=[AnomalyClass(int(c["id"]), str(c["name"]), str(c["color"])) for c in d["classes"]],
             model_file=str(d.get("model_file", "model.onnx")),

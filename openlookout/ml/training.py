@@ -1,7 +1,8 @@
 """Training: normal images -> memory bank -> calibrated, exportable anomaly model.
 
-Labeled anomalies (optional) are never put in the memory bank: they only choose the threshold, the
-segmentation threshold and the per-class defect patches used to name anomalous regions.
+Labelled anomalies (optional) are never put in the memory bank. They train a supervised patch head that
+cross-validation may weight in or out (supervised.py), choose the thresholds, and give the per-class defect
+patches used to name anomalous regions.
 """
 
 from __future__ import annotations
@@ -11,20 +12,20 @@ import random
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .calibration import Calibration, best_f1_threshold, calibrate
-from .config import EngineConfig
+from .config import EngineConfig, input_shape_for
 from .coreset import greedy_coreset
 from .graph import AnomalyGraph, PatchFeatures, export_onnx
-from .images import PREPROCESS_FAST, ImageInput, load_mask, model_input
+from .images import PREPROCESS_FAST, ImageInput, image_size, load_mask, model_input
 from .manifest import DEFAULT_CLASS, PALETTE, AnomalyClass, Manifest
+from .supervised import NEGATIVES, HeadChoice, Patches, choose_head, positive_cells
 
 Progress = Callable[[str], None]
 
@@ -51,6 +52,7 @@ class TrainResult:
     def manifest(self) -> Manifest:
         return Manifest(
             input_size=self.config.input_size,
+            input_shape=self.config.shape,
             calibration=self.calibration,
             classes=self.classes,
             preprocessing=PREPROCESS_FAST,
@@ -67,8 +69,8 @@ class TrainResult:
         return onnx_path, manifest_path
 
     def score(self, images: Sequence[ImageInput], batch_size: int = 8) -> tuple[np.ndarray, np.ndarray]:
-        """Torch-side scores and (S x S) maps, the reference the ONNX graph must match."""
-        return _score(self.graph, [_pixels(i, self.config) for i in images], torch.device("cpu"), batch_size)
+        """Torch-side scores and (H/4 x W/4) maps, the reference the ONNX graph must match."""
+        return _score(self.graph, images, self.config, torch.device("cpu"))
 
 
 def _device(cfg: EngineConfig) -> torch.device:
@@ -78,7 +80,16 @@ def _device(cfg: EngineConfig) -> torch.device:
 
 
 def _pixels(src: ImageInput, cfg: EngineConfig) -> np.ndarray:
-    return model_input(src, cfg.input_size, PREPROCESS_FAST)[0]
+    height, width = cfg.shape
+    return model_input(src, (width, height), PREPROCESS_FAST)[0]
+
+
+def _with_input_shape(cfg: EngineConfig, images: Sequence[ImageInput]) -> EngineConfig:
+    """The config with the graph's input shape taken from the images' median aspect ratio."""
+    if cfg.input_shape is not None:
+        return cfg
+    aspect = float(np.median([w / h for w, h in (image_size(i) for i in images)]))
+    return replace(cfg, input_shape=input_shape_for(aspect, cfg.input_size, cfg.max_aspect))
 
 
 def _as_anomaly(item: Any) -> LabeledAnomaly:
@@ -107,40 +118,59 @@ class _RawModule(torch.nn.Module):
         return self.feat.raw(x)
 
 
-def _raw_features(feat: PatchFeatures, pix: list[np.ndarray], device: torch.device, bs: int) -> torch.Tensor:
-    """Backbone features of many images. On a CPU onnxruntime runs the same backbone several times
-    faster than eager torch (depthwise convolutions), so the CPU path exports it first (~0.5 s)."""
+def _backbone_runner(
+    feat: PatchFeatures, shape: tuple[int, int], device: torch.device
+) -> Callable[[np.ndarray], torch.Tensor]:
+    """A function from a (N, 3, H, W) pixel batch to raw tap features. On a CPU onnxruntime runs the same
+    backbone several times faster than eager torch (depthwise convolutions), so it is exported first
+    (~0.5 s)."""
+    if device.type != "cpu":
+
+        def run_torch(x: np.ndarray) -> torch.Tensor:
+            with torch.no_grad():
+                return feat.raw(torch.from_numpy(x).to(device)).cpu()
+
+        return run_torch
+    import io
+    import warnings
+
+    import onnxruntime as ort
+
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            _RawModule(feat).eval(),
+            (torch.zeros(1, 3, *shape),),
+            buf,  # type: ignore[arg-type]
+            dynamo=False,
+            opset_version=17,
+            input_names=["image"],
+            output_names=["raw"],
+            dynamic_axes={"image": {0: "n"}, "raw": {0: "n"}},
+        )
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = torch.get_num_threads()
+    sess = ort.InferenceSession(buf.getvalue(), so, providers=["CPUExecutionProvider"])
+    return lambda x: torch.from_numpy(sess.run(None, {"image": x})[0])
+
+
+def _raw_features(
+    feat: PatchFeatures,
+    images: Sequence[ImageInput],
+    cfg: EngineConfig,
+    device: torch.device,
+    log: Progress,
+    stage: str = "Extracting features",
+) -> torch.Tensor:
+    """Decode, preprocess and run the backbone over many images, batch by batch, reporting progress."""
+    if not images:
+        return torch.zeros(0)
+    run = _backbone_runner(feat, cfg.shape, device)
     out = []
-    if device.type == "cpu":
-        import io
-        import warnings
-
-        import onnxruntime as ort
-
-        buf = io.BytesIO()
-        size = pix[0].shape[-1]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                _RawModule(feat).eval(),
-                (torch.zeros(1, 3, size, size),),
-                buf,  # type: ignore[arg-type]
-                dynamo=False,
-                opset_version=17,
-                input_names=["image"],
-                output_names=["raw"],
-                dynamic_axes={"image": {0: "n"}, "raw": {0: "n"}},
-            )
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = torch.get_num_threads()
-        sess = ort.InferenceSession(buf.getvalue(), so, providers=["CPUExecutionProvider"])
-        for s in _batches(len(pix), bs):
-            out.append(torch.from_numpy(sess.run(None, {"image": np.stack(pix[s])})[0]))
-        return torch.cat(out)
-    with torch.no_grad():
-        for s in _batches(len(pix), bs):
-            x = torch.from_numpy(np.stack(pix[s])).to(device)
-            out.append(feat.raw(x).cpu())
+    for s in _batches(len(images), cfg.batch_size):
+        out.append(run(np.stack([_pixels(i, cfg) for i in images[s]])))
+        log(f"{stage}: {s.stop} of {len(images)} images")
     return torch.cat(out)
 
 
@@ -154,29 +184,32 @@ def _score_raw(
         scores.append(out[0].cpu().numpy())
         maps.append(out[1][:, 0].cpu().numpy())
     if not scores:
-        return np.zeros(0, np.float32), np.zeros((0, graph.map_size, graph.map_size), np.float32)
+        return np.zeros(0, np.float32), np.zeros((0, *graph.map_shape), np.float32)
     return np.concatenate(scores), np.concatenate(maps)
 
 
 def _score(
-    graph: AnomalyGraph, pix: list[np.ndarray], device: torch.device, bs: int = 8
+    graph: AnomalyGraph, images: Sequence[ImageInput], cfg: EngineConfig, device: torch.device
 ) -> tuple[np.ndarray, np.ndarray]:
-    if not pix:
-        return _score_raw(graph, torch.zeros(0), device, bs)
-    return _score_raw(graph, _raw_features(graph.features, pix, device, bs), device, bs)
+    raw = _raw_features(graph.features, images, cfg, device, lambda _m: None)
+    return _score_raw(graph, raw, device)
 
 
 @torch.no_grad()
 def _fit_bank(
-    feat: PatchFeatures, raw: torch.Tensor, cfg: EngineConfig, device: torch.device, log: Progress
+    feat: PatchFeatures, raw: torch.Tensor, cfg: EngineConfig, device: torch.device
 ) -> torch.Tensor:
     """Project the normal patches and pick the coreset memory bank."""
-    q = torch.cat([feat.project(raw[s].to(device)).reshape(-1, feat.dim) for s in _batches(len(raw), 32)])
+    q = _project_all(feat, raw, device)
     m = min(cfg.bank_size, max(1, math.ceil(cfg.coreset_ratio * q.shape[0])))
-    t = time.perf_counter()
     idx = greedy_coreset(q, m, proj_dim=cfg.coreset_projection, seed=cfg.seed)
-    log(f"coreset: {m} of {q.shape[0]} patches in {time.perf_counter() - t:.1f} s")
     return q[idx].contiguous()
+
+
+@torch.no_grad()
+def _project_all(feat: PatchFeatures, raw: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """(N, C, h, w) raw features -> (N * h * w, D) projected patch vectors."""
+    return torch.cat([feat.project(raw[s].to(device)).reshape(-1, feat.dim) for s in _batches(len(raw), 32)])
 
 
 def _fit_projection(feat: PatchFeatures, raw: torch.Tensor, cfg: EngineConfig) -> None:
@@ -217,9 +250,17 @@ def _fit_projection(feat: PatchFeatures, raw: torch.Tensor, cfg: EngineConfig) -
 
 
 def _sanitize(name: str) -> str:
-    # L4V anomaly names match [a-zA-Z0-9]* (l4v-behaviour.md 5.4).
+    # L4V anomaly names match [a-zA-Z0-9]*.
     s = re.sub(r"[^a-zA-Z0-9]", "", name)
     return s or DEFAULT_CLASS
+
+
+def _split_holdout(n: int, cfg: EngineConfig) -> tuple[list[int], list[int]]:
+    """Normal images held out of the memory bank (to calibrate on unseen normals), and the rest."""
+    n_hold = min(cfg.max_holdout, max(cfg.min_holdout, round(cfg.holdout_fraction * n)), n - 1)
+    order = list(range(n))
+    random.Random(cfg.seed).shuffle(order)
+    return sorted(order[:n_hold]), sorted(order[n_hold:])
 
 
 def train(
@@ -229,47 +270,109 @@ def train(
     config: EngineConfig | None = None,
     progress: Progress | None = None,
 ) -> TrainResult:
-    """Train an anomaly model from normal images (paths, bytes, PIL images or arrays)."""
-    cfg = config or EngineConfig()
-    cfg.validate()
+    """Train an anomaly model from normal images (paths, bytes, PIL images or arrays) and, optionally,
+    labelled anomalies (with or without masks). `progress` receives one readable line per step."""
     log: Progress = progress or (lambda _m: None)
     t0 = time.perf_counter()
     if len(normal_images) < 2:
         raise ValueError("training needs at least 2 normal images")
+    cfg = _with_input_shape(config or EngineConfig(), normal_images)
+    cfg.validate()
     torch.manual_seed(cfg.seed)
     device = _device(cfg)
     anoms = [_as_anomaly(a) for a in anomalies]
-
-    pix = [_pixels(i, cfg) for i in normal_images]
-    t_load = time.perf_counter() - t0
-    log(f"decoded {len(pix)} normal images in {t_load:.1f} s")
-
-    # Hold out some normal images from the memory bank to calibrate on unseen normals.
-    n = len(pix)
-    n_hold = min(cfg.max_holdout, max(cfg.min_holdout, round(cfg.holdout_fraction * n)), n - 1)
-    order = list(range(n))
-    random.Random(cfg.seed).shuffle(order)
-    hold_idx, bank_idx = sorted(order[:n_hold]), sorted(order[n_hold:])
-
     feat = PatchFeatures(cfg).to(device).eval()
-    t = time.perf_counter()
-    raw = _raw_features(feat, pix, device, cfg.batch_size)
-    t_feat = time.perf_counter() - t
-    log(f"features {tuple(raw.shape)} in {t_feat:.1f} s on {device}")
+    raw = _raw_features(feat, normal_images, cfg, device, log)
+    hold_idx, bank_idx = _split_holdout(len(raw), cfg)
+    log("Building memory bank")
     _fit_projection(feat, raw[bank_idx], cfg)
-    bank = _fit_bank(feat, raw[bank_idx], cfg, device, log)
-    graph = AnomalyGraph(feat, bank, cfg).to(device).eval()
-
-    # Calibration scores on images the bank has not seen.
-    normal_scores, normal_maps = _score_raw(graph, raw[hold_idx], device)
-    anom_pix = [_pixels(a.image, cfg) for a in anoms]
-    anom_raw = _raw_features(feat, anom_pix, device, cfg.batch_size) if anoms else torch.zeros(0)
-    anom_scores, anom_maps = _score_raw(graph, anom_raw, device)
-    map_wh = (graph.map_size, graph.map_size)
+    graph = AnomalyGraph(feat, _fit_bank(feat, raw[bank_idx], cfg, device), cfg).to(device).eval()
+    anom_raw = _raw_features(
+        feat, [a.image for a in anoms], cfg, device, log, "Extracting features of labelled anomalies"
+    )
+    map_wh = (graph.map_shape[1], graph.map_shape[0])
     masks = [load_mask(a.mask, map_wh) if a.mask is not None else None for a in anoms]
+    head = _learn_from_labels(graph, raw, hold_idx, bank_idx, anom_raw, masks, cfg, log)
+    log("Calibrating the threshold")
+    calib, normal_scores, anom_scores = _calibrate(graph, head, raw[hold_idx], anom_raw, masks, cfg, device)
+    classes = _classes(anoms)
+    if cfg.refit_on_all and hold_idx:
+        log("Building memory bank from all normal images")
+        # Keep the fitted scale/projection so the calibrated threshold stays valid.
+        graph.set_bank(_fit_bank(feat, raw, cfg, device).to(device))
+    if len(classes) > 1:
+        _fit_class_bank(graph, anoms, anom_raw, masks, classes, cfg)
+    graph = graph.cpu().eval()
+    info = {
+        "normal_images": len(raw),
+        "bank_images": len(raw) if cfg.refit_on_all else len(bank_idx),
+        "holdout_images": len(hold_idx),
+        "anomaly_images": len(anoms),
+        "input_shape": list(cfg.shape),
+        "bank_size": int(graph.bank_sq.numel()),
+        "feature_dim": feat.dim,
+        "device": str(device),
+        "supervised": head.evidence,
+        # The scores behind the threshold (the anomalies' out of fold when the head learnt from them).
+        "holdout_normal_scores": [float(v) for v in normal_scores],
+        "anomaly_scores": [float(v) for v in anom_scores],
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+    log(f"Trained in {info['seconds']:.1f} s")
+    return TrainResult(graph=graph, config=cfg, calibration=calib, classes=classes, info=info)
+
+
+def _learn_from_labels(
+    graph: AnomalyGraph,
+    raw: torch.Tensor,
+    hold_idx: list[int],
+    bank_idx: list[int],
+    anom_raw: torch.Tensor,
+    masks: list[np.ndarray | None],
+    cfg: EngineConfig,
+    log: Progress,
+) -> HeadChoice:
+    """Cross-validate and fit the supervised head; a weight of 0 when it does not help or cannot be
+    judged (too few labelled anomalies or held-out normals)."""
+    k = len(masks)
+    if cfg.supervised == "off" or k < cfg.supervised_min_anomalies or len(hold_idx) < 2:
+        reason = "off" if cfg.supervised == "off" else f"{k} labelled anomalies, {len(hold_idx)} held-out"
+        return HeadChoice(0.0, evidence={"labelled_anomalies": k, "weight": 0.0, "skipped": reason})
+    log(f"Learning from {k} labelled anomalies")
+    gen = torch.Generator().manual_seed(cfg.seed)
+    negatives = _project_all(graph.features, raw[bank_idx], torch.device("cpu"))
+    negatives = negatives[torch.randperm(len(negatives), generator=gen)[:NEGATIVES]]
+    head = choose_head(
+        graph, Patches.of(graph, raw[hold_idx]), Patches.of(graph, anom_raw), masks, negatives, cfg
+    )
+    if head.weight > 0 and head.w is not None:
+        graph.set_head(head.w.to(graph.bank_t.device), head.b, head.weight, head.units)
+    cv = head.evidence["cv_auroc"]
+    log(f"Labelled anomalies: head weight {head.weight:g} (cross-validated AUROC by weight: {cv})")
+    return head
+
+
+def _calibrate(
+    graph: AnomalyGraph,
+    head: HeadChoice,
+    hold_raw: torch.Tensor,
+    anom_raw: torch.Tensor,
+    masks: list[np.ndarray | None],
+    cfg: EngineConfig,
+    device: torch.device,
+) -> tuple[Calibration, np.ndarray, np.ndarray]:
+    """Image and pixel thresholds from scores the model did not learn from: held-out normals, and the
+    labelled anomalies' out-of-fold scores when the head was fitted on them."""
+    if head.weight > 0:
+        normal_scores, normal_maps = head.normal_scores, head.normal_maps
+        anom_scores, anom_maps = head.anomaly_scores, head.anomaly_maps
+    else:
+        normal_scores, normal_maps = _score_raw(graph, hold_raw, device)
+        anom_scores, anom_maps = _score_raw(graph, anom_raw, device)
+    labelled = len(masks) > 0
     calib = calibrate(
         normal_scores,
-        anom_scores if len(anoms) else None,
+        anom_scores if labelled else None,
         k_sigma=cfg.normal_k_sigma,
         margin=cfg.normal_margin,
     )
@@ -277,43 +380,14 @@ def train(
     # feed the map) gives the map-unit equivalent of the image threshold.
     map_threshold = calibrate(
         graph.image_score(torch.from_numpy(normal_maps)).numpy(),
-        graph.image_score(torch.from_numpy(anom_maps)).numpy() if len(anoms) else None,
+        graph.image_score(torch.from_numpy(anom_maps)).numpy() if labelled else None,
         k_sigma=cfg.normal_k_sigma,
         margin=cfg.normal_margin,
     ).threshold
     pixel_thr = _pixel_threshold(normal_maps, anom_maps, masks)
     # A region is only painted if the image is anomalous, so a higher pixel cut-off adds nothing.
     calib.pixel_threshold = min(map_threshold if pixel_thr is None else pixel_thr, map_threshold)
-    log(
-        f"calibration ({calib.method}): threshold {calib.threshold:.4f}, pixel threshold "
-        f"{calib.pixel_threshold:.4f}, held-out normals {len(normal_scores)}, anomalies {len(anoms)}"
-    )
-
-    classes = _classes(anoms)
-    if len(classes) > 1:
-        _fit_class_bank(graph, feat, anoms, anom_raw, anom_maps, masks, classes, calib, cfg, device)
-
-    if cfg.refit_on_all and n_hold:
-        # Keep the fitted scale/projection so the calibrated threshold stays valid.
-        graph.set_bank(_fit_bank(feat, raw, cfg, device, log).to(device))
-        if len(classes) > 1:
-            _fit_class_bank(graph, feat, anoms, anom_raw, anom_maps, masks, classes, calib, cfg, device)
-
-    graph = graph.cpu().eval()
-    info = {
-        "normal_images": n,
-        "bank_images": n if cfg.refit_on_all else len(bank_idx),
-        "holdout_images": n_hold,
-        "anomaly_images": len(anoms),
-        "bank_size": int(graph.bank_sq.numel()),
-        "feature_dim": feat.dim,
-        "device": str(device),
-        "holdout_normal_scores": [float(s) for s in normal_scores],
-        "anomaly_scores": [float(s) for s in anom_scores],
-        "seconds": round(time.perf_counter() - t0, 3),
-    }
-    log(f"trained in {info['seconds']:.1f} s")
-    return TrainResult(graph=graph, config=cfg, calibration=calib, classes=classes, info=info)
+    return calib, normal_scores, anom_scores
 
 
 def _pixel_threshold(
@@ -352,37 +426,23 @@ def _classes(anoms: list[LabeledAnomaly]) -> list[AnomalyClass]:
     return out
 
 
-@torch.no_grad()
 def _fit_class_bank(
     graph: AnomalyGraph,
-    feat: PatchFeatures,
     anoms: list[LabeledAnomaly],
     anom_raw: torch.Tensor,
-    anom_maps: np.ndarray,
     masks: list[np.ndarray | None],
     classes: list[AnomalyClass],
-    calib: Calibration,
     cfg: EngineConfig,
-    device: torch.device,
 ) -> None:
-    """Keep defect patches of each class: inside the mask if given, else the most anomalous cells."""
+    """Keep defect patches of each class (the cells that positive_cells says show the defect)."""
     by_name = {c.name: c.id for c in classes}
     gen = torch.Generator().manual_seed(cfg.seed)
+    patches = Patches.of(graph, anom_raw.to(graph.bank_t.device))
     per_class: dict[int, list[torch.Tensor]] = {}
-    for a, raw, amap, mask in zip(anoms, anom_raw, anom_maps, masks, strict=True):
-        raw = raw[None].to(device)
-        h, w = raw.shape[-2:]
-        q = feat.project(raw)[0].cpu()  # (h*w, D)
-        if mask is not None and mask.any():
-            cov = F.adaptive_avg_pool2d(
-                torch.from_numpy(mask.astype(np.float32))[None, None], (h, w)
-            ).flatten()
-            sel = cov >= 0.5 * cov.max()
-        else:
-            cell = F.adaptive_max_pool2d(torch.from_numpy(amap)[None, None], (h, w)).flatten()
-            sel = cell >= max(calib.pixel_threshold, float(torch.quantile(cell, 0.95)))
+    for i, (a, mask) in enumerate(zip(anoms, masks, strict=True)):
+        sel = positive_cells(mask, patches.d_map[i].cpu(), graph.features_grid)
         cid = by_name[_sanitize(a.class_name) if a.class_name else DEFAULT_CLASS]
-        per_class.setdefault(cid, []).append(q[sel])
+        per_class.setdefault(cid, []).append(patches.q[i].cpu()[sel])
     feats, ids = [], []
     for cid, chunks in sorted(per_class.items()):
         f = torch.cat(chunks)
@@ -390,4 +450,4 @@ def _fit_class_bank(
             f = f[torch.randperm(f.shape[0], generator=gen)[: cfg.class_bank_per_class]]
         feats.append(f)
         ids.append(torch.full((f.shape[0],), cid, dtype=torch.int64))
-    graph.set_class_bank(torch.cat(feats).to(device), torch.cat(ids).to(device))
+    graph.set_class_bank(torch.cat(feats).to(graph.bank_t.device), torch.cat(ids).to(graph.bank_t.device))
