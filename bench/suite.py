@@ -86,7 +86,8 @@ def run_one(data: Path, protocol: str, cfg: dict[str, Any], work: Path) -> dict[
     train_paths, tests = load_dataset(data)
     anomalies, rest = split(tests, protocol)
     t = time.perf_counter()
-    result = train(train_paths, anomalies=anomalies, config=EngineConfig.from_dict(cfg))
+    config = EngineConfig.from_dict({**EngineConfig().to_dict(), **cfg})
+    result = train(train_paths, anomalies=anomalies, config=config)
     train_s = time.perf_counter() - t
     model_dir = work / f"{data.name}-{protocol}"
     result.export(model_dir)

@@ -25,7 +25,7 @@ class EngineConfig:
 
     backbone: str = "efficientnet-lite0"
     # Pixel budget of the graph's input: input_size x input_size pixels, in the training images' shape.
-    input_size: int = 224
+    input_size: int = 256
     # (height, width) of the graph's input. None: training takes it from the training images' median
     # aspect ratio within the pixel budget (square images give input_size x input_size). Thin parts
     # stay thin: a 200 x 500 image squashed to a square loses half its resolution along its length.
@@ -45,6 +45,9 @@ class EngineConfig:
     detail_dim: int = 24
     # Local neighbourhood aggregation (average pooling) around each patch, in feature cells.
     aggregate: int = 3
+    # The pooling counts the zero padding at the image border, so border patches stay distinguishable
+    # from interior ones (as in PatchCore's reference code).
+    aggregate_zero_pad: bool = True
     # Scale every patch vector to the same norm (cosine distance): robust to global contrast changes.
     l2_normalize: bool = False
     # Standardise each input image's intensity (mean/std) before the backbone.
@@ -79,9 +82,15 @@ class EngineConfig:
     supervised: str = "auto"  # "auto" | "off"
     supervised_weights: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)
     supervised_min_anomalies: int = 4
+    # Held-out normals the cross-validation needs (more are held out when labels are given, up to a
+    # quarter of the normal images); with fewer, the labels only set the threshold.
+    supervised_min_holdout: int = 5
     supervised_folds: int = 5
-    # A weight above 0 must beat the unsupervised cross-validated AUROC by this much.
-    supervised_min_gain: float = 0.002
+    # A weight above 0 must beat the unsupervised cross-validated AUROC by this much (two pairs in a
+    # hundred), or tie it and separate more pairs clearly ...
+    supervised_min_gain: float = 0.02
+    # ... and reach this cross-validated AUROC: labels the features cannot separate are not used.
+    supervised_min_auroc: float = 0.7
     batch_size: int = 16
     seed: int = 0
     device: str = "auto"
@@ -132,6 +141,8 @@ class EngineConfig:
             kw["input_shape"] = (int(kw["input_shape"][0]), int(kw["input_shape"][1]))
         # Models trained before detail taps existed had none.
         kw["detail_taps"] = tuple(kw.get("detail_taps", ()))
+        # ... nor zero-padded pooling.
+        kw.setdefault("aggregate_zero_pad", False)
         return cls(**kw)
 
     def validate(self) -> None:

@@ -65,6 +65,7 @@ class PatchFeatures(nn.Module):
         self.stem = nn.Sequential(m._conv_stem, m._bn0, m._swish)
         self.blocks = nn.ModuleList(list(m._blocks)[: last + 1])
         self.aggregate = cfg.aggregate
+        self.zero_pad = cfg.aggregate_zero_pad
         self.l2_normalize = cfg.l2_normalize
         self.standardize = cfg.input_standardize
         self.channels = self.tap_channels()
@@ -107,7 +108,7 @@ class PatchFeatures(nn.Module):
         feats = []
         for t in taps:
             if self.aggregate > 1:
-                t = F.avg_pool2d(t, self.aggregate, 1, self.aggregate // 2, count_include_pad=False)
+                t = F.avg_pool2d(t, self.aggregate, 1, self.aggregate // 2, count_include_pad=self.zero_pad)
             if t.shape[-2] > size[0]:
                 # Finer detail taps are averaged onto the grid, keeping what every pixel saw.
                 # (the input size is a multiple of 32, so the ratio is a whole number)

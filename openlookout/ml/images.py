@@ -133,8 +133,12 @@ def model_input(
     return to_model_input(img, size, preprocessing), original
 
 
-def load_mask(src: ImageInput | None, size: tuple[int, int]) -> np.ndarray | None:
-    """Binary mask (bool H x W at the given (width, height)) from a PIL image, array or file."""
+def load_mask(src: ImageInput | None, size: tuple[int, int], keep_thin: bool = False) -> np.ndarray | None:
+    """Binary mask (bool H x W at the given (width, height)) from a PIL image, array or file.
+
+    keep_thin: when shrinking, a pixel is a defect if any pixel it covers was (a 2 px pit or a 1 px
+    crack survives a 4x reduction); otherwise nearest-neighbour.
+    """
     if src is None:
         return None
     if isinstance(src, np.ndarray):
@@ -166,6 +170,8 @@ def load_mask(src: ImageInput | None, size: tuple[int, int]) -> np.ndarray | Non
             # Colour masks: background is white or black, everything else is an anomaly.
             fg = ~np.all(rgb >= 250, axis=-1) & ~np.all(rgb <= 5, axis=-1)
     out = Image.fromarray(fg.astype(np.uint8) * 255)
-    if out.size != size:
-        out = out.resize(size, Image.Resampling.NEAREST)
-    return np.asarray(out) > 127
+    if out.size == size:
+        return np.asarray(out) > 127
+    if keep_thin:
+        return np.asarray(out.resize(size, Image.Resampling.BOX)) > 0
+    return np.asarray(out.resize(size, Image.Resampling.NEAREST)) > 127

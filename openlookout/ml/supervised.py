@@ -152,7 +152,7 @@ def choose_head(
             prev = oof.get(wt)
             oof[wt] = (a_s, a_m) if prev is None else (np.r_[prev[0], a_s], np.r_[prev[1], a_m])
     cv = {wt: tuple(v / k) for wt, v in stats.items()}
-    chosen = _pick(cv, cfg.supervised_min_gain)
+    chosen = _pick(cv, cfg.supervised_min_gain, cfg.supervised_min_auroc)
     order = np.argsort([i for fold in folds for i in fold])
     evidence = {
         "labelled_anomalies": k,
@@ -190,15 +190,17 @@ def _folds(k: int, n_folds: int, seed: int) -> list[list[int]]:
     return [sorted(order[i::n_folds]) for i in range(n_folds)]
 
 
-def _pick(cv: dict[float, tuple[float, ...]], min_gain: float) -> float:
-    """0 unless a weight beats the unsupervised AUROC by min_gain, or ties it and separates more pairs
-    clearly; among those, the best (AUROC, clearly apart), the smaller weight on ties."""
+def _pick(cv: dict[float, tuple[float, ...]], min_gain: float, min_auroc: float) -> float:
+    """0 unless a weight reaches min_auroc and beats the unsupervised AUROC by min_gain, or ties it and
+    separates more pairs clearly; among those, the best (AUROC, clearly apart), the smaller weight on
+    ties."""
     base_auroc, base_apart = cv[0.0]
-    better = [
-        wt
-        for wt, (auroc, apart) in cv.items()
-        if wt > 0 and (auroc >= base_auroc + min_gain or (auroc >= base_auroc and apart > base_apart + 0.02))
-    ]
+
+    def helps(auroc: float, apart: float) -> bool:
+        gain = auroc >= base_auroc + min_gain or (auroc >= base_auroc and apart > base_apart + 0.02)
+        return auroc >= min_auroc and gain
+
+    better = [wt for wt, (auroc, apart) in cv.items() if wt > 0 and helps(auroc, apart)]
     if not better:
         return 0.0
     return max(better, key=lambda wt: (cv[wt][0], cv[wt][1], -wt))

@@ -255,9 +255,15 @@ def _sanitize(name: str) -> str:
     return s or DEFAULT_CLASS
 
 
-def _split_holdout(n: int, cfg: EngineConfig) -> tuple[list[int], list[int]]:
-    """Normal images held out of the memory bank (to calibrate on unseen normals), and the rest."""
+def _split_holdout(n: int, cfg: EngineConfig, labelled: int = 0) -> tuple[list[int], list[int]]:
+    """Normal images held out of the memory bank (to calibrate on unseen normals), and the rest.
+
+    With enough labelled anomalies to learn from, at least supervised_min_holdout (up to a quarter of
+    the images) so the cross-validation has normals to compare with.
+    """
     n_hold = min(cfg.max_holdout, max(cfg.min_holdout, round(cfg.holdout_fraction * n)), n - 1)
+    if cfg.supervised != "off" and labelled >= cfg.supervised_min_anomalies:
+        n_hold = max(n_hold, min(cfg.supervised_min_holdout, n // 4))
     order = list(range(n))
     random.Random(cfg.seed).shuffle(order)
     return sorted(order[:n_hold]), sorted(order[n_hold:])
@@ -283,7 +289,7 @@ def train(
     anoms = [_as_anomaly(a) for a in anomalies]
     feat = PatchFeatures(cfg).to(device).eval()
     raw = _raw_features(feat, normal_images, cfg, device, log)
-    hold_idx, bank_idx = _split_holdout(len(raw), cfg)
+    hold_idx, bank_idx = _split_holdout(len(raw), cfg, len(anoms))
     log("Building memory bank")
     _fit_projection(feat, raw[bank_idx], cfg)
     graph = AnomalyGraph(feat, _fit_bank(feat, raw[bank_idx], cfg, device), cfg).to(device).eval()
@@ -291,7 +297,7 @@ def train(
         feat, [a.image for a in anoms], cfg, device, log, "Extracting features of labelled anomalies"
     )
     map_wh = (graph.map_shape[1], graph.map_shape[0])
-    masks = [load_mask(a.mask, map_wh) if a.mask is not None else None for a in anoms]
+    masks = [load_mask(a.mask, map_wh, keep_thin=True) if a.mask is not None else None for a in anoms]
     head = _learn_from_labels(graph, raw, hold_idx, bank_idx, anom_raw, masks, cfg, log)
     log("Calibrating the threshold")
     calib, normal_scores, anom_scores = _calibrate(graph, head, raw[hold_idx], anom_raw, masks, cfg, device)
@@ -335,8 +341,14 @@ def _learn_from_labels(
     """Cross-validate and fit the supervised head; a weight of 0 when it does not help or cannot be
     judged (too few labelled anomalies or held-out normals)."""
     k = len(masks)
-    if cfg.supervised == "off" or k < cfg.supervised_min_anomalies or len(hold_idx) < 2:
-        reason = "off" if cfg.supervised == "off" else f"{k} labelled anomalies, {len(hold_idx)} held-out"
+    if (
+        cfg.supervised == "off"
+        or k < cfg.supervised_min_anomalies
+        or len(hold_idx) < cfg.supervised_min_holdout
+    ):
+        reason = (
+            "off" if cfg.supervised == "off" else f"{k} labelled anomalies, {len(hold_idx)} held-out normals"
+        )
         return HeadChoice(0.0, evidence={"labelled_anomalies": k, "weight": 0.0, "skipped": reason})
     log(f"Learning from {k} labelled anomalies")
     gen = torch.Generator().manual_seed(cfg.seed)

@@ -259,3 +259,94 @@ def test_without_detail_taps_the_score_is_the_maps_top_mean(small_config, normal
     top = np.sort(maps.reshape(len(maps), -1), axis=1)[:, -k:].mean(1)
     np.testing.assert_allclose(scores, top, rtol=1e-5)
     assert res.calibration.pixel_threshold == pytest.approx(res.calibration.threshold)
+
+
+def test_the_input_takes_the_training_images_aspect_ratio(small_config, tmp_path):
+    from openlookout.ml.training import train
+
+    wide = [png_bytes(texture(600 + i, size=(256, 96))) for i in range(6)]
+    res = train(wide, config=small_config)
+    height, width = res.config.shape
+    assert (height, width) == (64, 224) and height * width <= 128 * 128
+    res.export(tmp_path)
+    doc = json.loads((tmp_path / "model.json").read_text())
+    assert doc["input"]["shape"] == [1, 3, 64, 224] and doc["engine"]["input_shape"] == [64, 224]
+    det = Detector.load(tmp_path)
+    bad, _ = with_defect(texture(610, size=(256, 96)), "spot", 3)
+    r = det.detect(png_bytes(bad))
+    assert (r.width, r.height) == (256, 96) and r.graph_map.shape == (16, 56)
+    assert Image.open(io.BytesIO(r.anomaly_mask_png)).size == (256, 96)
+    torch_scores, _ = res.score([bad])
+    np.testing.assert_allclose([r.raw_score], torch_scores, rtol=1e-3, atol=1e-4)
+
+
+def test_input_shapes_keep_the_pixel_budget_and_snap_to_the_stride():
+    from openlookout.ml.config import input_shape_for
+
+    assert input_shape_for(1.0, 256) == (256, 256)
+    assert input_shape_for(512 / 208, 256) == (160, 416)
+    assert input_shape_for(200 / 500, 256) == (416, 160)
+    assert input_shape_for(50.0, 256) == (128, 512)  # clamped at 4:1
+
+
+def test_models_trained_before_the_new_input_rules_keep_their_config():
+    from openlookout.ml.config import EngineConfig
+
+    old = EngineConfig.from_dict({"backbone": "efficientnet-lite0", "input_size": 224, "taps": [3, 5, 6]})
+    assert old.input_shape is None and old.shape == (224, 224)
+    assert old.detail_taps == () and old.aggregate_zero_pad is False
+    assert EngineConfig.from_dict(EngineConfig().to_dict()) == EngineConfig()
+
+
+def test_labelled_defects_train_a_head_that_the_onnx_graph_carries(trained):
+    res, d, *_ = trained
+    evidence = res.info["supervised"]
+    assert evidence["labelled_anomalies"] == 8 and evidence["with_masks"] == 8 and evidence["folds"] == 5
+    assert set(evidence["cv_auroc"]) == {"0", "0.25", "0.5", "1", "2", "4"}
+    assert res.graph.has_head == (evidence["weight"] > 0)
+    doc = json.loads((d / "model.json").read_text())
+    assert doc["training"]["supervised"] == evidence
+
+
+def test_labels_that_do_not_help_leave_the_model_unsupervised(small_config, normals):
+    """Labelled 'anomalies' that are ordinary normal images: cross-validation must keep weight 0."""
+    from openlookout.ml.training import train
+
+    fake = [{"image": png_bytes(texture(700 + i)), "class_name": "fake"} for i in range(6)]
+    res = train(normals, anomalies=fake, config=small_config)
+    assert res.info["holdout_images"] == 5 and "cv_auroc" in res.info["supervised"]
+    assert res.info["supervised"]["weight"] == 0.0 and not res.graph.has_head
+    few = train(normals[:14], anomalies=fake, config=small_config)
+    assert few.info["supervised"]["skipped"] == "6 labelled anomalies, 3 held-out normals"
+
+
+def test_a_consistent_defect_is_learnt_and_scored_higher(small_config, normals, tmp_path):
+    """A faint defect the memory bank barely sees, labelled with masks: the head must be weighted in and
+    separate new instances better than the unsupervised model does."""
+    from openlookout.ml.metrics import auroc
+    from openlookout.ml.training import train
+
+    def faint(seed: int) -> tuple[Image.Image, Image.Image]:
+        img = texture(800 + seed).convert("RGB")
+        mask = Image.new("L", img.size, 0)
+        rng = np.random.default_rng(seed)
+        x, y = int(rng.integers(20, 90)), int(rng.integers(20, 90))
+        arr = np.asarray(img).astype(np.int16)
+        arr[y : y + 16, x : x + 16] += 8  # a slightly brighter square
+        from PIL import ImageDraw
+
+        ImageDraw.Draw(mask).rectangle((x, y, x + 15, y + 15), fill=255)
+        return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)), mask
+
+    labelled = [dict(zip(("image", "mask"), faint(i), strict=True)) for i in range(8)]
+    unsup = train(normals, config=small_config)
+    sup = train(normals, anomalies=labelled, config=small_config)
+    assert sup.info["supervised"]["weight"] > 0 and sup.graph.has_head
+    tests = [texture(900 + i) for i in range(6)] + [faint(50 + i)[0] for i in range(6)]
+    y = np.r_[np.zeros(6), np.ones(6)]
+    torch_scores = sup.score(tests)[0]
+    a0, a1 = auroc(unsup.score(tests)[0], y), auroc(torch_scores, y)
+    assert a1 >= a0 and a1 > 0.9
+    sup.export(tmp_path)  # the head is part of the one ONNX graph
+    onnx_scores = [Detector.load(tmp_path).detect(png_bytes(t)).raw_score for t in tests]
+    np.testing.assert_allclose(onnx_scores, torch_scores, rtol=1e-3, atol=1e-4)
