@@ -33,10 +33,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.engine import cpu_name, load_dataset  # noqa: E402
-from openlookout.ml.config import EngineConfig  # noqa: E402
-from openlookout.ml.evaluation import TestSample, evaluate  # noqa: E402
-from openlookout.ml.inference import Detector  # noqa: E402
+from bench.engine import cpu_name, load_dataset
+from openlookout.ml.config import EngineConfig
+from openlookout.ml.evaluation import TestSample, evaluate
+from openlookout.ml.inference import Detector
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
