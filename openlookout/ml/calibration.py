@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from .metrics import precision_recall_f1
+
 LOGIT_95 = math.log(19.0)  # logit(0.95)
 
 
@@ -83,6 +85,17 @@ def best_f1_threshold(scores: np.ndarray, labels: np.ndarray) -> tuple[float, fl
     return t, float(f1[i])
 
 
+def _best_f1_near(normal_rule: float, normal: np.ndarray, anomalous: np.ndarray) -> float:
+    """A best-F1 threshold on the held-out scores. A wide gap between few normals and few anomalies
+    leaves many best cuts, and the midpoint of the gap overshoots the weaker anomalies of the next day:
+    when the normal-only rule also reaches the best F1, the cut moves halfway towards it."""
+    scores = np.r_[normal, anomalous]
+    labels = np.r_[np.zeros(normal.size), np.ones(anomalous.size)].astype(bool)
+    t, best = best_f1_threshold(scores, labels)
+    _, _, f1_rule = precision_recall_f1(scores >= normal_rule, labels)
+    return (normal_rule + t) / 2 if f1_rule >= best - 1e-9 else t
+
+
 def calibrate(
     normal_scores: np.ndarray,
     anomaly_scores: np.ndarray | None = None,
@@ -100,12 +113,13 @@ def calibrate(
     spread = float(np.std(n)) if n.size > 1 else 0.0
     # Floor the spread so a tiny or degenerate hold-out cannot give a zero-width curve.
     spread = max(spread, 0.05 * abs(med_n), 1e-6)
+    normal_rule = max(float(n.mean()) + k_sigma * spread, float(n.max()) * margin)
     if a.size:
-        t, _ = best_f1_threshold(np.r_[n, a], np.r_[np.zeros(n.size), np.ones(a.size)])
+        t = _best_f1_near(normal_rule, n, a)
         method = "best-f1-holdout"
         med_a: float | None = float(np.median(a))
     else:
-        t = max(float(n.mean()) + k_sigma * spread, float(n.max()) * margin)
+        t = normal_rule
         method = f"normal-mean+{k_sigma:g}std"
         med_a = None
     w_below = max((t - med_n) / LOGIT_95, spread / LOGIT_95, 1e-6)
