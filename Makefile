@@ -14,7 +14,7 @@ PORT ?= 3000
 # The training function is a container image: without a Docker daemon, build everything else.
 SAM_BUILD_FLAGS ?= $(if $(shell docker info >/dev/null 2>&1 && echo yes),,--exclude TrainModelFunction)
 
-.PHONY: help install demo serve test lint typecheck template test-python integration bench bench-washers bench-api clean
+.PHONY: help install demo serve test lint typecheck template test-python integration bench bench-washers bench-suite bench-api clean
 
 help:
 	@echo "make install      create .venv (openlookout, torch CPU, test tools), node_modules, SAM CLI"
@@ -24,6 +24,7 @@ help:
 	@echo "make integration  run the contract tests against a deployed stack (OPENLOOKOUT_ENDPOINT)"
 	@echo "make bench        engine benchmark on DATA=$(DATA) (CONFIG='{...}' overrides EngineConfig)"
 	@echo "make bench-washers engine benchmark on the generated washers (small defects)"
+	@echo "make bench-suite  the engine on every data set, unsupervised and few-shot, beside a plain PatchCore"
 	@echo "make bench-api    the whole flow through boto3 against openlookout serve, on DATA"
 
 # ------------------------------------------------------------------ installation
@@ -98,6 +99,13 @@ bench-washers: $(VENV)/.installed
 	rm -rf $(WASHERS)
 	$(PY) -m openlookout.examples $(WASHERS) --normal 200 --test-normal 60 --per-defect 30 --train-per-defect 0 --seed 11
 	$(PY) bench/engine.py --data $(WASHERS) $(if $(CONFIG),--config '$(CONFIG)')
+
+# Every data set beside this repository (../shared/datasets) plus the washers, in three protocols
+# (unsupervised; 10 labelled defects with masks; with image labels only), and the plain PatchCore
+# reference (../shared/tools/baseline, run from its folder; it needs scikit-learn) in the same run.
+bench-suite: $(VENV)/.installed
+	$(VENV)/bin/pip install -q scikit-learn $(PIP_QUIET)
+	$(PY) bench/suite.py $(if $(CONFIG),--config '$(CONFIG)')
 
 # The product through boto3: import, CreateModel -> TRAINED, hosting, DetectAnomalies latency and AUROC.
 bench-api: install

@@ -37,6 +37,7 @@ from bench.engine import cpu_name, load_dataset
 from openlookout.ml.config import EngineConfig
 from openlookout.ml.evaluation import TestSample, evaluate
 from openlookout.ml.inference import Detector
+from openlookout.ml.metrics import auroc
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -106,7 +107,19 @@ def run_one(data: Path, protocol: str, cfg: dict[str, Any], work: Path) -> dict[
         "input_shape": result.info["input_shape"],
         "supervised": result.info["supervised"],
         "calibration": result.calibration.method,
+        "scores": {r.source_ref: [r.raw_score, r.label] for r in ev.images},
     }
+
+
+def add_same_split_baseline(rows: list[dict[str, Any]]) -> None:
+    """Each few-shot row also gets the unsupervised model's image AUROC on its own (smaller) test set,
+    so "with labels" and "without" are compared on the same images."""
+    unsup = {r["set"]: r["scores"] for r in rows if r["protocol"] == "unsupervised"}
+    for r in rows:
+        if r["protocol"].startswith("fewshot") and r["set"] in unsup:
+            pairs = [unsup[r["set"]][ref] for ref in r["scores"]]
+            scores, labels = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+            r["unsupervised_same_split"] = round(float(auroc(scores, labels)), 4)
 
 
 def run_baseline(baseline: Path, data: Path, work: Path) -> dict[str, Any]:
@@ -130,22 +143,24 @@ def fmt(v: Any, spec: str = ".3f") -> str:
 
 def print_table(rows: list[dict[str, Any]]) -> None:
     head = f"{'set':<18} {'protocol':<14} {'img AUROC':>9} {'pix AUROC':>9} {'F1':>6} {'P':>6} {'R':>6}"
-    print(head + f" {'train s':>8} {'graph ms':>8}  weight")
+    print(head + f" {'train s':>8} {'graph ms':>8}  weight  unsup on same split")
     for r in rows:
         weight = r.get("supervised", {}).get("weight")
         print(
             f"{r['set']:<18} {r['protocol']:<14} {fmt(r['image_auroc']):>9} {fmt(r.get('pixel_auroc')):>9}"
             f" {fmt(r.get('f1')):>6} {fmt(r.get('precision')):>6} {fmt(r.get('recall')):>6}"
-            f" {fmt(r.get('train_s'), '.1f'):>8} {fmt(r.get('graph_p50_ms'), '.1f'):>8}  {fmt(weight, 'g')}"
+            f" {fmt(r.get('train_s'), '.1f'):>8} {fmt(r.get('graph_p50_ms'), '.1f'):>8}"
+            f"  {fmt(weight, 'g'):>6}  {fmt(r.get('unsupervised_same_split'))}"
         )
     print()
     for protocol in dict.fromkeys(r["protocol"] for r in rows):
         sel = [r for r in rows if r["protocol"] == protocol]
-        means = {k: _mean(sel, k) for k in ("image_auroc", "pixel_auroc", "f1", "train_s", "graph_p50_ms")}
+        keys = ("image_auroc", "pixel_auroc", "f1", "train_s", "graph_p50_ms", "unsupervised_same_split")
+        means = {k: _mean(sel, k) for k in keys}
         print(
             f"{'MEAN':<18} {protocol:<14} {fmt(means['image_auroc']):>9} {fmt(means['pixel_auroc']):>9}"
             f" {fmt(means['f1']):>6} {'':>6} {'':>6} {fmt(means['train_s'], '.1f'):>8}"
-            f" {fmt(means['graph_p50_ms'], '.1f'):>8}"
+            f" {fmt(means['graph_p50_ms'], '.1f'):>8}  {'':>6}  {fmt(means['unsupervised_same_split'])}"
         )
 
 
@@ -174,9 +189,11 @@ def main(argv: list[str] | None = None) -> int:
         for data in sets:
             for protocol in args.protocols:
                 rows.append(run_one(data, protocol, cfg, Path(tmp)))
-                print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+                shown = {k: v for k, v in rows[-1].items() if k != "scores"}
+                print(json.dumps(shown), file=sys.stderr, flush=True)
             if not args.no_baseline and (args.baseline / "patchcore_baseline.py").exists():
                 rows.append(run_baseline(args.baseline, data, Path(tmp)))
+    add_same_split_baseline(rows)
     order = [*PROTOCOLS, "baseline"]
     rows.sort(key=lambda r: order.index(r["protocol"]))
     print(f"machine: {cpu_name()}, config overrides: {cfg or 'none'}")

@@ -178,20 +178,10 @@ def test_render_of_a_normal_image_is_all_background():
     assert Image.open(io.BytesIO(render(np.zeros((31, 40), np.uint8), classes)[0])).size == (40, 31)
 
 
-def test_presets_are_valid_and_keep_overrides():
+def test_the_defaults_are_the_only_configuration_and_overrides_apply():
     from openlookout.ml.config import EngineConfig
 
-    for preset in (EngineConfig, EngineConfig.accurate, EngineConfig.fine, EngineConfig.coarse):
-        cfg = preset()
-        cfg.validate()
-        assert EngineConfig.from_dict(cfg.to_dict()) == cfg
-    assert EngineConfig().taps == EngineConfig.fine().taps == (3, 5, 6)
-    assert EngineConfig.coarse().taps == (4, 5, 6)
-    assert EngineConfig.accurate().taps == (3, 5, 6)
-    assert EngineConfig.fine(input_size=256).input_size == 256
-    assert EngineConfig().detail_taps == (2,) and EngineConfig.coarse().detail_taps == ()
-    # A manifest written before detail taps existed describes a model without them.
-    old = {k: v for k, v in EngineConfig().to_dict().items() if k != "detail_taps"}
-    assert EngineConfig.from_dict(old).detail_taps == ()
-    with pytest.raises(ValueError, match="detail_taps"):
-        EngineConfig(detail_taps=(3,)).validate()
+    assert not hasattr(EngineConfig, "coarse") and not hasattr(EngineConfig, "accurate")
+    assert EngineConfig().taps == (3, 5, 6) and EngineConfig().detail_taps == (2,)
+    assert EngineConfig(input_size=224).input_size == 224
+    EngineConfig().validate()
