@@ -351,9 +351,7 @@ def _learn_from_labels(
         )
         return HeadChoice(0.0, evidence={"labelled_anomalies": k, "weight": 0.0, "skipped": reason})
     log(f"Learning from {k} labelled anomalies")
-    gen = torch.Generator().manual_seed(cfg.seed)
-    negatives = _project_all(graph.features, raw[bank_idx], torch.device("cpu"))
-    negatives = negatives[torch.randperm(len(negatives), generator=gen)[:NEGATIVES]]
+    negatives = _sample_patches(graph.features, raw[bank_idx], NEGATIVES, cfg.seed)
     head = choose_head(
         graph, Patches.of(graph, raw[hold_idx]), Patches.of(graph, anom_raw), masks, negatives, cfg
     )
@@ -362,6 +360,16 @@ def _learn_from_labels(
     cv = head.evidence["cv_auroc"]
     log(f"Labelled anomalies: head weight {head.weight:g} (cross-validated AUROC by weight: {cv})")
     return head
+
+
+@torch.no_grad()
+def _sample_patches(feat: PatchFeatures, raw: torch.Tensor, count: int, seed: int) -> torch.Tensor:
+    """(count, D) projected patch vectors drawn at random from (N, C, h, w) raw features."""
+    n, c, h, w = raw.shape
+    gen = torch.Generator().manual_seed(seed)
+    pick = torch.randperm(n * h * w, generator=gen)[:count]
+    cells = raw.permute(1, 0, 2, 3).reshape(c, -1)[:, pick]  # (C, count)
+    return feat.project(cells.t().reshape(1, -1, c).permute(0, 2, 1)[..., None])[0]
 
 
 def _calibrate(
