@@ -14,7 +14,7 @@ PORT ?= 3000
 # The training function is a container image: without a Docker daemon, build everything else.
 SAM_BUILD_FLAGS ?= $(if $(shell docker info >/dev/null 2>&1 && echo yes),,--exclude TrainModelFunction)
 
-.PHONY: help install demo serve test lint typecheck template test-python integration bench bench-washers bench-suite bench-api clean
+.PHONY: help install demo serve test lint typecheck template test-python integration bench bench-washers bench-suite bench-api reliability clean
 
 help:
 	@echo "make install      create .venv (openlookout, torch CPU, test tools), node_modules, SAM CLI"
@@ -110,6 +110,10 @@ bench-suite: $(VENV)/.installed
 # The product through boto3: import, CreateModel -> TRAINED, hosting, DetectAnomalies latency and AUROC.
 bench-api: install
 	$(PY) bench/api_flow.py --data $(DATA)
+
+# Issue 12's reliability suite (about 5 minutes on 2 cores; not in `make test`): one line per check.
+reliability: install
+	$(PY) bench/reliability.py --json build/reliability.json
 
 clean:
 	rm -rf .aws-sam .mypy_cache .ruff_cache .pytest_cache build

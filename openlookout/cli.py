@@ -60,6 +60,25 @@ def register_serve(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
         help="override a template parameter's Default (repeatable)",
     )
     parser.add_argument("--max-executions", type=int, default=8, help="state machine executions run at once")
+    parser.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow a --host other than loopback: anyone who reaches it can call every operation "
+        "and read or write every bucket, with no authentication",
+    )
+    parser.add_argument(
+        "--debug-backends",
+        action="store_true",
+        help="let any client call the dynamodb and stepfunctions APIs through the endpoint "
+        "(by default only the service's own handlers can)",
+    )
+    parser.add_argument(
+        "--shutdown-grace",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="on SIGTERM/SIGINT, how long in-flight requests may take to finish (default 10)",
+    )
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     parser.set_defaults(run=run_serve)
 
@@ -79,6 +98,9 @@ def run_serve(args: argparse.Namespace) -> int:
         region=args.region,
         parameter_overrides=dict(args.parameter),
         max_executions=args.max_executions,
+        allow_remote=args.allow_remote,
+        debug_backends=args.debug_backends,
+        shutdown_grace_s=args.shutdown_grace,
     )
     code = serve(options)
     # Everything is stopped and flushed; skip the interpreter's slow teardown of ~100 imported modules.

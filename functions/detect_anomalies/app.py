@@ -4,7 +4,6 @@ from openlookout.api.handler import api_operation
 from openlookout.services import inference
 
 
-@inference.metrics.log_metrics
 @api_operation("DetectAnomalies")
 def api_handler(request: dict) -> dict:
     return inference.detect_anomalies(

@@ -36,6 +36,8 @@ log = logging.getLogger("serve.backends")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_S = 60.0  # generous: the JVM is slow to start on a busy 2-core machine
 DUMMY_KEY = "openlookout"  # DynamoDB Local accepts only letters and digits
+LOOPBACK = "127.0.0.1"  # the backends listen here only, whatever address the gateway serves
+LOOPBACK_LAUNCHER = Path(__file__).resolve().parent / "LoopbackDynamoDB.java"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -225,8 +227,9 @@ class NativeBackends(Backends):
                 "-XX:TieredStopAtLevel=1",
                 "-XX:+UseSerialGC",
                 f"-Djava.library.path={ddb_dir / 'DynamoDBLocal_lib'}",
-                "-jar",
+                "-cp",
                 str(ddb_dir / "DynamoDBLocal.jar"),
+                str(LOOPBACK_LAUNCHER),  # DynamoDB Local's main, but on 127.0.0.1 only
                 "-dbPath",
                 str(self.data_dir / "dynamodb"),
                 "-sharedDb",  # one database whatever access key or region a client uses

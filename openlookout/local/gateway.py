@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import fnmatch
 import http.client
+import ipaddress
 import json
 import logging
 import re
@@ -18,7 +19,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
+from xml.sax.saxutils import escape as xml_escape
 
+from openlookout.api.s3_names import bucket_name_problem, key_problem
 from openlookout.local.lambdas import Functions
 from openlookout.local.template import Route
 
@@ -108,9 +111,60 @@ def _read_body(environ: WsgiEnviron) -> bytes:
 
 # ---------------------------------------------------------------- S3: a streaming proxy
 
+# s3rver's own rule for virtual-hosted requests (<bucket>.s3[-website][.region].amazonaws.com).
+_S3_VHOST = re.compile(r"(?:(.+)\.)?s3(?:-website)?(?:[-.].+)?\.amazonaws\.com")
+
+
+def s3_target(environ: WsgiEnviron) -> tuple[str, str]:
+    """(bucket, key) as the S3 backend will read them: from the Host for virtual-hosted requests
+    (s3rver takes any host name that is not an IP or localhost as a bucket), else from the path."""
+    path = unquote(raw_path(environ))
+    host = environ.get("HTTP_HOST", "").rsplit(":", 1)[0] if "]" not in environ.get("HTTP_HOST", "") else ""
+    vhost = _S3_VHOST.fullmatch(host)
+    if vhost:
+        if vhost.group(1):
+            return vhost.group(1), path.lstrip("/")
+    elif host and host != "localhost" and not _is_ip(host):
+        return host, path.lstrip("/")
+    bucket, _, key = path.lstrip("/").partition("/")
+    return bucket, key
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
+
+
+def s3_request_problem(environ: WsgiEnviron) -> tuple[str, str] | None:
+    """S3's (error code, message) for a bucket name or key no request may reach the backend with."""
+    bucket, key = s3_target(environ)
+    if not bucket:
+        return None  # ListBuckets
+    problem = bucket_name_problem(bucket)
+    if problem:
+        return "InvalidBucketName", f"The specified bucket is not valid: the name {problem}."
+    problem = key_problem(key)
+    if problem:
+        code = "KeyTooLongError" if problem.startswith("is longer") else "InvalidArgument"
+        return code, f"The object key {problem}."
+    return None
+
+
+def s3_error(start_response: StartResponse, status: str, code: str, message: str) -> list[bytes]:
+    body = (
+        "<?xml version='1.0' encoding='UTF-8'?><Error>"
+        f"<Code>{code}</Code><Message>{xml_escape(message)}</Message></Error>"
+    ).encode()
+    start_response(status, [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))])
+    return [body]
+
 
 class S3Proxy:
-    def __init__(self, backend_url: str, access_key: str | None) -> None:
+    def __init__(self, backend_url: str, access_key: str | None, check_names: bool = True) -> None:
+        self.check_names = check_names  # S3 rules; off for the DynamoDB proxy that reuses this class
         parts = urlsplit(backend_url)
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or 80
@@ -145,15 +199,15 @@ class S3Proxy:
 
     def __call__(self, environ: WsgiEnviron, start_response: StartResponse) -> Iterable[bytes]:
         path = raw_path(environ)
+        if self.check_names:
+            problem = s3_request_problem(environ)
+            if problem:
+                _read_body(environ)
+                return s3_error(start_response, "400 Bad Request", *problem)
         query = self._query(environ.get("QUERY_STRING", ""))
         if query is None:
             _read_body(environ)
-            body = b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>AccessDenied</Code>"
-            body += b"<Message>Request has expired</Message></Error>"
-            start_response(
-                "403 Forbidden", [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))]
-            )
-            return [body]
+            return s3_error(start_response, "403 Forbidden", "AccessDenied", "Request has expired")
         target = path + ("?" + query if query else "")
         connection = http.client.HTTPConnection(self.host, self.port, timeout=300)
         length = environ.get("CONTENT_LENGTH")
@@ -393,16 +447,33 @@ class Gateway:
         self.account_id = account_id
         self.s3 = s3
         self.states = states
-        self.dynamodb = dynamodb  # handy for inspecting tables with the one endpoint
+        self.dynamodb = dynamodb  # handy for inspecting tables with the one endpoint (--debug-backends)
+        # Access keys that may call the dynamodb/states routes; None opens them to every caller.
+        self.backend_callers: set[str] | None = None
+
+    def _backend_refused(self, environ: WsgiEnviron, start_response: StartResponse, what: str) -> list[bytes]:
+        _read_body(environ)
+        return json_error(
+            start_response,
+            403,
+            "AccessDeniedException",
+            f"The {what} API of openlookout serve answers only its own handlers; "
+            "start it with --debug-backends to call it yourself.",
+        )
 
     def __call__(self, environ: WsgiEnviron, start_response: StartResponse) -> Iterable[bytes]:
         service = signed_service(environ)
+        allowed = self.backend_callers is None or _access_key(environ) in self.backend_callers
         try:
             if service == "s3":
                 return self.s3(environ, start_response)
             if service == "dynamodb" and self.dynamodb is not None:
+                if not allowed:
+                    return self._backend_refused(environ, start_response, "DynamoDB")
                 return self.dynamodb(environ, start_response)
             if service == "states" or environ.get("HTTP_X_AMZ_TARGET", "").startswith("AWSStepFunctions."):
+                if not allowed:
+                    return self._backend_refused(environ, start_response, "Step Functions")
                 if self.states is None:
                     return json_error(start_response, 400, "UnknownOperationException", "No Step Functions")
                 return self.states(environ, start_response)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import ipaddress
 import logging
 import os
+import secrets
 import signal
 import sys
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -19,6 +22,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from openlookout.local.backends import (
     DUMMY_KEY,
+    LOOPBACK,
     REPO_ROOT,
     Backends,
     choose_backends,
@@ -48,6 +52,9 @@ class ServeOptions:
     region: str = "us-east-1"
     parameter_overrides: dict[str, str] = field(default_factory=dict)
     max_executions: int = 8
+    allow_remote: bool = False  # serve on an address other than loopback
+    debug_backends: bool = False  # anyone may call the dynamodb/states routes, not just the handlers
+    shutdown_grace_s: float = 10.0  # how long in-flight requests may run on after a stop signal
 
 
 def find_template(explicit: Path | None) -> Path:
@@ -57,6 +64,15 @@ def find_template(explicit: Path | None) -> Path:
         if candidate.exists():
             return candidate
     raise FileNotFoundError("no template.yaml here; pass --template")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
 
 
 class DataDirLock:
@@ -78,6 +94,55 @@ class DataDirLock:
         self._file.close()
 
 
+class InFlight:
+    """WSGI middleware that counts requests until their response is fully sent, so a stop can wait."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self._count = 0
+        self._idle = threading.Condition()
+
+    def __call__(self, environ: WsgiEnviron, start_response: StartResponse) -> Iterable[bytes]:
+        with self._idle:
+            self._count += 1
+        try:
+            body = self.app(environ, start_response)
+        except BaseException:
+            self._done()
+            raise
+        return _Closing(body, self._done)
+
+    def _done(self) -> None:
+        with self._idle:
+            self._count -= 1
+            self._idle.notify_all()
+
+    def wait_idle(self, timeout_s: float) -> int:
+        """Waits until no request is in flight or `timeout_s` passes; returns how many are left."""
+        with self._idle:
+            self._idle.wait_for(lambda: self._count == 0, timeout_s)
+            return self._count
+
+
+class _Closing:
+    """A response body whose close() (called by the server once it is sent) also runs `on_close`."""
+
+    def __init__(self, body: Iterable[bytes], on_close: Callable[[], None]) -> None:
+        self.body = body
+        self.on_close = on_close
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.body)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self.body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self.on_close()
+
+
 class LocalService:
     def __init__(self, options: ServeOptions) -> None:
         self.options = options
@@ -85,16 +150,23 @@ class LocalService:
         self.backends: Backends | None = None
         self.server: BaseWSGIServer | None = None
         self.states: Any = None
+        self.in_flight: InFlight | None = None
         self._lock: DataDirLock | None = None
         self.endpoint = ""
+        self.internal_key = "handlers" + secrets.token_hex(16)  # letters and digits, as DynamoDB Local wants
 
     def _internal_host(self) -> str:
         # Handlers reach us over loopback whatever we bind to; an IP also makes boto3 use path-style S3.
-        return "127.0.0.1" if self.options.host in ("0.0.0.0", "localhost", "") else self.options.host
+        return "127.0.0.1" if self.options.host in ("0.0.0.0", "::", "localhost", "") else self.options.host
 
     def start(self) -> str:
         started = time.monotonic()
         options = self.options
+        if not options.allow_remote and not is_loopback(options.host):
+            raise RuntimeError(
+                f"--host {options.host} would serve every operation and every bucket to the network, "
+                "unauthenticated; add --allow-remote if that is what you want"
+            )
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._lock = DataDirLock(self.data_dir)
         template_path = find_template(options.template).resolve()
@@ -111,7 +183,7 @@ class LocalService:
         self.endpoint = f"http://{options.host}:{port}"
         internal = f"http://{self._internal_host()}:{port}"
 
-        self.backends = choose_backends(options.backend, self.data_dir, self._internal_host(), options.region)
+        self.backends = choose_backends(options.backend, self.data_dir, LOOPBACK, options.region)
         self.backends.launch()
         functions = list(template.functions().values())
         self._set_environment(functions, internal)
@@ -139,11 +211,14 @@ class LocalService:
         self.states.recover()
         router = Router(template.routes(), template.stage_names())
         s3 = S3Proxy(self.backends.s3_url, self.backends.s3_access_key)
-        dynamodb = S3Proxy(self.backends.dynamodb_url, None)  # same streaming proxy, no key rewrite
+        # Same streaming proxy, no key rewrite, no S3 name rules.
+        dynamodb = S3Proxy(self.backends.dynamodb_url, None, check_names=False)
         gateway = Gateway(
             registry, router, template.binary_media_types(), options.account_id, s3, self.states, dynamodb
         )
-        self.server.app = gateway
+        gateway.backend_callers = None if options.debug_backends else {self.internal_key}
+        self.in_flight = InFlight(gateway)
+        self.server.app = self.in_flight
         log.info(
             "%d routes, %d functions, %d state machines, backend %s, data in %s (%.1f s)",
             len(router.routes),
@@ -177,8 +252,9 @@ class LocalService:
             {
                 "AWS_REGION": region,
                 "AWS_DEFAULT_REGION": region,
-                # Dummy credentials: real ones must never reach AWS from a local run.
-                "AWS_ACCESS_KEY_ID": DUMMY_KEY,
+                # Dummy credentials: real ones must never reach AWS from a local run. The key is
+                # drawn at each start: the gateway opens its dynamodb/states routes to it alone.
+                "AWS_ACCESS_KEY_ID": self.internal_key,
                 "AWS_SECRET_ACCESS_KEY": DUMMY_KEY,
                 "AWS_EC2_METADATA_DISABLED": "true",
                 # Every service defaults to this endpoint, so nothing a handler calls reaches AWS.
@@ -201,11 +277,20 @@ class LocalService:
         self.server.serve_forever(poll_interval=0.2)
 
     def stop(self) -> None:
-        if self.states is not None:
-            self.states.shutdown()
+        """Stops accepting, lets in-flight requests finish (a bounded grace), then stops the rest."""
         if self.server is not None:
             with contextlib.suppress(Exception):
-                self.server.server_close()
+                self.server.server_close()  # the listening socket only: open connections go on
+        if self.in_flight is not None:
+            left = self.in_flight.wait_idle(self.options.shutdown_grace_s)
+            if left:
+                log.warning(
+                    "%d requests still running after %.0f s; cutting them",
+                    left,
+                    self.options.shutdown_grace_s,
+                )
+        if self.states is not None:
+            self.states.shutdown()
         if self.backends is not None:
             started = time.monotonic()
             self.backends.stop()

@@ -20,6 +20,7 @@ from pynamodb.exceptions import DeleteError, PutError, UpdateError
 
 from openlookout.api.errors import ConflictException, ResourceNotFoundException, ResourceType
 from openlookout.api.pagination import decode_token, encode_token, page_size
+from openlookout.api.s3_names import check_location
 from openlookout.services.executions import start_execution
 from openlookout.services.projects import get_project
 from openlookout.settings import settings
@@ -150,6 +151,8 @@ def create_dataset(
 ) -> dict[str, Any]:
     get_project(project_name)
     manifest = ((dataset_source or {}).get("GroundTruthManifest") or {}).get("S3Object")
+    if manifest:
+        check_location(str(manifest.get("Bucket", "")), str(manifest.get("Key", "")), "manifest")
     generation = new_generation()
     if manifest:
         status, pending, current = DatasetStatus.CREATE_IN_PROGRESS, generation, None

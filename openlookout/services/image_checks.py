@@ -6,7 +6,7 @@ import io
 import warnings
 from dataclasses import dataclass
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, JpegImagePlugin, PngImagePlugin, UnidentifiedImageError
 
 MIN_SIDE = 64
 MAX_SIDE = 4096
@@ -29,6 +29,23 @@ class ImageInfo:
     height: int
 
 
+_PLUGINS = {b"\x89PNG\r\n\x1a\n": PngImagePlugin.PngImageFile, b"\xff\xd8\xff": JpegImagePlugin.JpegImageFile}
+
+
+def _read_header(data: bytes) -> tuple[str | None, int, int]:
+    """(format, width, height) from the header only: the pixels are never decoded."""
+    for signature, plugin in _PLUGINS.items():
+        if data.startswith(signature):
+            # The plugin itself, not Image.open: Image.open refuses a decompression bomb before we
+            # can say how large it claims to be; the size rule below refuses it anyway.
+            with plugin(io.BytesIO(data)) as image:
+                return image.format, image.width, image.height
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with Image.open(io.BytesIO(data)) as image:
+            return image.format, image.width, image.height
+
+
 def inspect_header(data: bytes, total_size: int, formats: tuple[str, ...] = IMAGE_FORMATS) -> ImageInfo:
     """Format and size from the first bytes; raises ImageRuleError or NeedMoreBytes."""
     if total_size == 0:
@@ -36,11 +53,7 @@ def inspect_header(data: bytes, total_size: int, formats: tuple[str, ...] = IMAG
     if total_size > MAX_IMAGE_BYTES:
         raise ImageRuleError(f"is {total_size} bytes; the maximum is 8 MB ({MAX_IMAGE_BYTES} bytes)")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            # Image.open reads only the header: the format and the size, never the pixels.
-            with Image.open(io.BytesIO(data)) as image:
-                kind, (width, height) = image.format, image.size
+        kind, width, height = _read_header(data)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
         if len(data) < total_size:
             raise NeedMoreBytes() from None

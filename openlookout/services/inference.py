@@ -8,33 +8,40 @@ graph and emits L4V's CloudWatch metrics through Powertools Metrics (EMF).
 from __future__ import annotations
 
 import io
+import json
 import os
+import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from aws_lambda_powertools import Metrics
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+from botocore.exceptions import ClientError
 
 from openlookout.api.errors import ConflictException, ResourceType, ValidationException
+from openlookout.services.image_checks import ImageRuleError, inspect_header
 from openlookout.services.models import ModelStatus, get_model
 from openlookout.settings import settings
 from openlookout.storage.artifacts import fetch_file
 from openlookout.storage.tables import ModelItem
 
-metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "LookoutVision"))
-
+NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "LookoutVision")
 CONTENT_TYPES = ("image/jpeg", "image/png")
 CONTENT_TYPE_MESSAGE = "content-type must be one of the following. image/jpeg, image/png"
-MAX_IMAGE_BYTES = 8 * 1024 * 1024  # L4V's limit for dataset images; DetectAnomalies' own was undocumented
-MIN_SIDE, MAX_SIDE = 64, 4096
-_SIGNATURES = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG"}
 
 _detectors: dict[tuple[str, int], Any] = {}
 _lock = threading.Lock()
-_cache_dir = Path(os.environ.get("OPENLOOKOUT_MODEL_CACHE", tempfile.gettempdir())) / "openlookout-models"
+_emit_lock = threading.Lock()
+
+
+def model_cache_dir() -> Path:
+    """Where hosted models are unpacked: the data dir locally (never a /tmp shared by every server on
+    the machine), the function's own /tmp (OPENLOOKOUT_MODEL_CACHE) in Lambda."""
+    if os.environ.get("OPENLOOKOUT_LOCAL") and os.environ.get("OPENLOOKOUT_DATA_DIR"):
+        return Path(os.environ["OPENLOOKOUT_DATA_DIR"]) / "models"
+    return Path(os.environ.get("OPENLOOKOUT_MODEL_CACHE") or tempfile.gettempdir()) / "openlookout-models"
 
 
 def _detector(model: ModelItem) -> Any:
@@ -49,10 +56,23 @@ def _detector(model: ModelItem) -> Any:
             if detector is None:
                 bucket, prefix = settings().artifacts_bucket, model.artifact_prefix or ""
                 directory = (
-                    _cache_dir / model.project_name / str(key[1]) / str(int(model.created_at.timestamp()))
+                    model_cache_dir()
+                    / model.project_name
+                    / str(key[1])
+                    / str(int(model.created_at.timestamp()))
                 )
-                fetch_file(bucket, f"{prefix}model.json", directory / "model.json")
-                fetch_file(bucket, f"{prefix}model.onnx", directory / "model.onnx")
+                for name in ("model.json", "model.onnx"):
+                    try:
+                        fetch_file(bucket, f"{prefix}{name}", directory / name)
+                    except ClientError as error:
+                        raise ConflictException(
+                            f"The model {model.model_arn} cannot be served: its artifact "
+                            f"s3://{bucket}/{prefix}{name} cannot be read "
+                            f"({error.response.get('Error', {}).get('Code', 'error')}). "
+                            "Stop the model, then train a new version.",
+                            model.model_arn,
+                            ResourceType.MODEL,
+                        ) from None
                 threads = int(os.environ.get("OPENLOOKOUT_INFERENCE_THREADS", "0")) or None
                 detector = _detectors[key] = Detector.load(directory, threads=threads)
     return detector
@@ -62,32 +82,41 @@ def forget(project_name: str, model_version: int) -> None:
     _detectors.pop((project_name, int(model_version)), None)
 
 
-def _check_image(body: bytes) -> None:
-    from PIL import Image, UnidentifiedImageError
-
-    if len(body) > MAX_IMAGE_BYTES:
-        raise ValidationException(
-            f"The image is {len(body)} bytes; the limit is {MAX_IMAGE_BYTES} bytes (8 MB)."
-        )
-    if not any(body.startswith(signature) for signature in _SIGNATURES):
-        raise ValidationException("The image is neither a PNG nor a JPEG file.")
+def check_image(body: bytes) -> None:
+    """L4V's image rules from the header alone (format, size, 8 MB): nothing is decoded here."""
     try:
-        with Image.open(io.BytesIO(body)) as image:
-            width, height = image.size
-            image.load()  # a truncated file fails here, not later in the graph
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise ValidationException(f"The image cannot be decoded: {error}") from None
-    if not (MIN_SIDE <= width <= MAX_SIDE and MIN_SIDE <= height <= MAX_SIDE):
-        raise ValidationException(
-            f"The image is {width}x{height} pixels; each side must be {MIN_SIDE} to {MAX_SIDE} pixels."
-        )
+        inspect_header(body, len(body))
+    except ImageRuleError as error:
+        raise ValidationException(f"The image {error}.") from None
+
+
+def emit(metrics: EphemeralMetrics) -> None:
+    """Writes the request's EMF record as one line, never interleaved with another thread's."""
+    record = metrics.serialize_metric_set()
+    line = json.dumps(record, separators=(",", ":")) + "\n"
+    with _emit_lock:
+        sys.stdout.write(line)
+        sys.stdout.flush()
 
 
 def detect_anomalies(project_name: str, model_version: str, content_type: str, body: bytes) -> dict[str, Any]:
+    # One metrics object per request: a shared one was flushed by one thread while another wrote.
+    metrics = EphemeralMetrics(namespace=NAMESPACE)
+    try:
+        return _detect(metrics, project_name, model_version, content_type, body)
+    finally:
+        if metrics.metric_set:
+            emit(metrics)
+
+
+def _detect(
+    metrics: EphemeralMetrics, project_name: str, model_version: str, content_type: str, body: bytes
+) -> dict[str, Any]:
+    from openlookout.ml.images import InvalidImageError
+
     model = get_model(project_name, model_version)
-    version = str(int(model.model_version))
     metrics.add_dimension(name="ProjectName", value=project_name)
-    metrics.add_dimension(name="ModelVersion", value=version)
+    metrics.add_dimension(name="ModelVersion", value=str(int(model.model_version)))
     if model.status != ModelStatus.HOSTED:
         metrics.add_metric(name="ErrorCount", unit=MetricUnit.Count, value=1)
         raise ConflictException(
@@ -97,16 +126,22 @@ def detect_anomalies(project_name: str, model_version: str, content_type: str, b
             ResourceType.MODEL,
         )
     media_type = content_type.split(";")[0].strip().lower()
+    started = time.perf_counter()
     try:
         if media_type not in CONTENT_TYPES:
             raise ValidationException(CONTENT_TYPE_MESSAGE)
-        _check_image(body)
+        check_image(body)
+        try:
+            result = _detector(model).detect(body)  # the one decode
+        except InvalidImageError as error:
+            raise ValidationException(f"The image cannot be decoded: {error}") from None
     except ValidationException:
         metrics.add_metric(name="InvalidImageCount", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name="ErrorCount", unit=MetricUnit.Count, value=1)
         raise
-    started = time.perf_counter()
-    result = _detector(model).detect(body)
+    except ConflictException:
+        metrics.add_metric(name="ErrorCount", unit=MetricUnit.Count, value=1)
+        raise
     elapsed_ms = (time.perf_counter() - started) * 1000
     metrics.add_metric(name="ProcessedImageCount", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="DetectedAnomalyCount", unit=MetricUnit.Count, value=int(result.is_anomalous))

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from openlookout.api.s3_names import location_problem
+
 SOURCE_REF = "source-ref"
 MAX_ENTRY_CHARS = 8192  # the service model's DatasetEntry maximum: an entry must round-trip
 MAX_ANOMALY_LABELS_PER_IMAGE = 20  # L4V limit per mask image
@@ -98,6 +100,9 @@ def parse_line(line_number: int, text: str) -> ManifestEntry:
         raise ManifestLineError(
             line_number, f"source-ref must be an S3 URI (s3://bucket/key), not {_show(data[SOURCE_REF])}."
         )
+    problem = location_problem(image.bucket, image.key)
+    if problem:
+        raise ManifestLineError(line_number, f"the source-ref {image.uri} {problem}.")
 
     label_attribute, anomaly_class = _image_label(line_number, data)
     masks = tuple(_masks(line_number, data))
@@ -170,6 +175,9 @@ def _masks(line_number: int, data: dict[str, Any]) -> list[MaskRef]:
             raise ManifestLineError(
                 line_number, f"{key} must be the S3 URI (s3://bucket/key) of a mask, not {_show(value)}."
             )
+        problem = location_problem(location.bucket, location.key)
+        if problem:
+            raise ManifestLineError(line_number, f"the mask {location.uri} {problem}.")
         masks.append(MaskRef(key, location, _anomaly_types(line_number, key, color_map)))
     return masks
 

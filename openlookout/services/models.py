@@ -24,6 +24,7 @@ from openlookout.api.errors import (
     ValidationException,
 )
 from openlookout.api.pagination import decode_token, encode_token, page_size
+from openlookout.api.s3_names import check_location
 from openlookout.services.executions import execution_arn, start_execution
 from openlookout.services.projects import get_project
 from openlookout.settings import settings
@@ -205,9 +206,10 @@ def create_model(
     kms_key_id: str | None = None,
     tags: Sequence[Mapping[str, str]] = (),
 ) -> dict[str, Any]:
+    location = output_config["S3Location"]
+    check_location(location["Bucket"], location.get("Prefix") or "", "output location")
     get_project(project_name)
     _training_datasets(project_name)
-    location = output_config["S3Location"]
     version = _next_version(project_name)
     item = ModelItem(
         project_name,

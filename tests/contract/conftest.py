@@ -185,7 +185,8 @@ def service() -> Iterator[Service]:
     # OPENLOOKOUT_KEEP_DATA=1 keeps the data dir and serve.log for a look after the run.
     keep = bool(os.environ.get("OPENLOOKOUT_KEEP_DATA"))
     tmp = tempfile.mkdtemp(prefix="openlookout-contract-")
-    server = LocalServer(Path(tmp) / "data", free_port())
+    # The runtime tests drive the local Step Functions API directly: open it (closed by default).
+    server = LocalServer(Path(tmp) / "data", free_port(), ["--debug-backends"])
     server.start()
     _running.append(server)
     try:

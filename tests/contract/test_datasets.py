@@ -272,6 +272,22 @@ def test_image_too_small(lookoutvision: Any, images: Images, project: str):
     assert "is 48x48 pixels; images must be from 64x64 to 4096x4096 pixels" in message, message
 
 
+def test_empty_image_fails_fast_with_its_own_message(lookoutvision: Any, images: Images, project: str):
+    empty = images.put("empty.png", b"")
+    started = time.monotonic()
+    message = _refused(lookoutvision, project, images.manifest([classification_line(empty)]))
+    assert message == f"Manifest line 1: the image {empty} is empty (0 bytes).", message
+    assert time.monotonic() - started < 15, "an empty object must not wait for retries"
+
+
+def test_decompression_bomb_is_refused_from_its_header(lookoutvision: Any, images: Images, project: str):
+    from tests.unit.test_image_checks import bomb_png
+
+    bomb = images.put("bomb.png", bomb_png(20000, 20000))
+    message = _refused(lookoutvision, project, images.manifest([classification_line(bomb)]))
+    assert "20000x20000 pixels" in message, message
+
+
 # ------------------------------------------------------------------ updates and rules
 
 

@@ -318,3 +318,64 @@ def test_training_cut_short_by_a_restart_ends_in_training_failed(
     # Training 40 images takes far longer than the stop: the interrupted workflow is repaired.
     assert model["Status"] == "TRAINING_FAILED", model
     assert "workflow ended FAILED" in model["StatusMessage"]
+
+
+def test_32_concurrent_detect_anomalies_no_5xx_and_clean_emf(
+    service: Any, local_service: Any, lookoutvision: Any, trained: TrainedModel
+) -> None:
+    """32 clients at once: no 5xx, and every metric line in the server's output is a whole EMF
+    record with its dimensions (one metrics object per request, one write per record)."""
+    import json
+
+    from botocore.exceptions import ClientError
+
+    from tests.contract.conftest import client_for
+
+    project, version = trained.project, trained.version
+    lookoutvision.start_model(ProjectName=project, ModelVersion=version, MinInferenceUnits=1)
+    hosted = wait_for(
+        lambda: lookoutvision.describe_model(ProjectName=project, ModelVersion=version)["ModelDescription"],
+        {"HOSTED", "HOSTING_FAILED"},
+    )
+    assert hosted["Status"] == "HOSTED", hosted["StatusMessage"]
+    client = client_for(service, "lookoutvision", max_pool_connections=32)
+    images = [path.read_bytes() for path, _ in trained.test_images[:32]]
+    offset = local_service.log_path.stat().st_size
+
+    def detect(index: int) -> int:
+        body = images[index % len(images)] if index % 8 else b"\xff\xd8\xff\xe0 not a jpeg"
+        try:
+            client.detect_anomalies(
+                ProjectName=project, ModelVersion=version, Body=body, ContentType="image/jpeg"
+            )
+            return 200
+        except ClientError as error:
+            return int(error.response["ResponseMetadata"]["HTTPStatusCode"])
+
+    try:
+        with ThreadPoolExecutor(32) as pool:
+            statuses = list(pool.map(detect, range(128)))
+    finally:
+        lookoutvision.stop_model(ProjectName=project, ModelVersion=version)
+    assert [s for s in statuses if s >= 500] == []
+    assert statuses.count(400) == 16 and statuses.count(200) == 112, statuses
+    time.sleep(0.5)  # the log is written by another process
+    text = local_service._log_since(offset)
+    records = []
+    for line in text.splitlines():
+        if '"_aws"' not in line:
+            continue
+        assert line.startswith('{"_aws"'), f"an EMF record glued to another line: {line[:200]}"
+        record = json.loads(line)
+        (directive,) = record["_aws"]["CloudWatchMetrics"]
+        for dimension_set in directive["Dimensions"]:
+            for dimension in dimension_set:
+                assert record.get(dimension), f"dimension {dimension} missing: {line}"
+        assert {"ProjectName", "ModelVersion"} <= set(directive["Dimensions"][0])
+        for metric in directive["Metrics"]:
+            assert metric["Name"] in record
+        records.append(record)
+    ours = [r for r in records if r.get("ProjectName") == project]
+    assert len(ours) >= 128, f"{len(ours)} EMF records for 128 requests"
+    assert sum(r.get("SuccessfulRequestCount", [0])[0] for r in ours) == 112
+    assert sum(r.get("InvalidImageCount", [0])[0] for r in ours) == 16

@@ -190,6 +190,8 @@ def test_train_host_detect_stop_delete(call: Caller, machines: StateMachines):
     assert excinfo.value.response["Error"]["Message"] == (
         "content-type must be one of the following. image/jpeg, image/png"
     )
+    _hostile_images(call)
+    _missing_artifact_is_a_conflict(call)
 
     assert rejection(call, "DeleteModel", ProjectName=PROJECT, ModelVersion="1") == "ConflictException"
 
@@ -336,3 +338,64 @@ def test_a_workflow_that_ends_without_its_failure_path_is_repaired(call: Caller,
     repaired = call("DescribeModel", ProjectName=PROJECT, ModelVersion="1")["ModelDescription"]
     assert repaired["Status"] == "TRAINING_FAILED"
     assert "ABORTED" in repaired["StatusMessage"]
+
+
+def _hostile_images(call: Caller) -> None:
+    """Every hostile image is a named ValidationException or a correct answer (issue 12)."""
+    from tests.unit.test_image_checks import bomb_png
+
+    def detect(body: bytes, content_type: str = "image/png") -> dict[str, Any]:
+        return call(  # type: ignore[no-any-return]
+            "DetectAnomalies", ProjectName=PROJECT, ModelVersion="1", Body=body, ContentType=content_type
+        )["DetectAnomalyResult"]
+
+    for body, message in [
+        (bomb_png(20000, 20000), "The image is 20000x20000 pixels"),
+        (bomb_png(9000, 9000), "The image is 9000x9000 pixels"),
+        (b"", "1 validation error detected: Value null at 'Body'"),  # the API layer, as L4V
+        (texture(504)[0][:300], "The image cannot be decoded"),  # a cut-off file
+    ]:
+        with pytest.raises(ClientError) as excinfo:
+            detect(body)
+        assert error_code(excinfo) == "ValidationException"
+        assert excinfo.value.response["Error"]["Message"].startswith(message), excinfo.value.response
+
+    base, _ = texture(502)
+    rgb = Image.open(io.BytesIO(base))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # EXIF orientation: the answer is on the stored pixel grid, as the mask's size says
+    variants = {
+        "16-bit": (rgb.convert("L").point(lambda v: v * 256, "I").convert("I;16"), "PNG", {}),
+        "cmyk": (rgb.convert("CMYK"), "JPEG", {}),
+        "palette": (rgb.convert("P"), "PNG", {}),
+        "alpha": (rgb.convert("RGBA"), "PNG", {}),
+        "exif-rotated": (rgb.crop((0, 0, 96, 80)), "JPEG", {"exif": exif.tobytes()}),
+    }
+    for name, (image, kind, options) in variants.items():
+        buffer = io.BytesIO()
+        image.save(buffer, kind, **options)
+        result = detect(buffer.getvalue(), f"image/{kind.lower()}")
+        assert 0.0 <= result["Confidence"] <= 1.0, name
+        assert Image.open(io.BytesIO(result["AnomalyMask"])).size == image.size, name
+
+
+def _missing_artifact_is_a_conflict(call: Caller) -> None:
+    """model.onnx deleted while HOSTED, then a restart: a clear 409, never a 500."""
+    from openlookout.services import inference
+    from openlookout.settings import settings
+
+    model = ModelItem.get(PROJECT, 1)
+    s3 = boto3.client("s3")
+    key = f"{model.artifact_prefix}model.onnx"
+    saved = s3.get_object(Bucket=settings().artifacts_bucket, Key=key)["Body"].read()
+    s3.delete_object(Bucket=settings().artifacts_bucket, Key=key)
+    inference.forget(PROJECT, 1)  # as after a restart: nothing loaded yet
+    good, _ = texture(503)
+    try:
+        with pytest.raises(ClientError) as excinfo:
+            call("DetectAnomalies", ProjectName=PROJECT, ModelVersion="1", Body=good, ContentType="image/png")
+        assert error_code(excinfo) == "ConflictException"
+        assert "model.onnx cannot be read" in excinfo.value.response["Error"]["Message"]
+    finally:
+        s3.put_object(Bucket=settings().artifacts_bucket, Key=key, Body=saved)
+        inference.forget(PROJECT, 1)
