@@ -103,5 +103,10 @@ bench-washers: $(VENV)/.installed
 bench-api: install
 	$(PY) bench/api_flow.py --data $(DATA)
 
+# The edge agent's overhead: DetectAnomalies p50 over its Unix socket vs the graph alone, 512 px bitmaps.
+.PHONY: bench-edge
+bench-edge: $(VENV)/.installed
+	$(PY) bench/edge_agent.py --data $(DATA)
+
 clean:
 	rm -rf .aws-sam .mypy_cache .ruff_cache .pytest_cache build
