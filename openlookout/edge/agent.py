@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Sequence
 from concurrent import futures
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ log = logging.getLogger("openlookout.edge")
 COMPONENT_FILE = "component.json"  # written by the packaging job next to model.json
 MIN_SIDE, MAX_SIDE = 64, 4096
 SHM_ROOT = Path("/dev/shm")  # where Linux keeps shm_open segments
+DETECT_MS_METADATA = "openlookout-detect-ms"  # trailing metadata: Detector.detect's milliseconds
 
 
 class AgentError(Exception):
@@ -171,9 +173,15 @@ def to_message(result: DetectionResult, detector: Detector, mask_params: Any) ->
 
 
 class EdgeAgentService(pb_grpc.EdgeAgentServicer):
-    def __init__(self, models: dict[str, EdgeModel], providers: Sequence[str] = ("CPUExecutionProvider",)):
+    def __init__(
+        self,
+        models: dict[str, EdgeModel],
+        providers: Sequence[str] = ("CPUExecutionProvider",),
+        threads: int | None = None,
+    ) -> None:
         self.models = models
         self.providers = list(providers)
+        self.threads = threads
 
     # ---------------------------------------------------------------- helpers
     def _model(self, name: str) -> EdgeModel:
@@ -185,7 +193,7 @@ class EdgeAgentService(pb_grpc.EdgeAgentServicer):
     def _load(self, model: EdgeModel) -> None:
         """STARTING -> RUNNING, or FAILED with the reason (runs on its own thread)."""
         try:
-            detector = Detector.load(model.directory)
+            detector = Detector.load(model.directory, threads=self.threads)
             if self.providers != ["CPUExecutionProvider"]:
                 import onnxruntime as ort
 
@@ -217,9 +225,9 @@ class EdgeAgentService(pb_grpc.EdgeAgentServicer):
 
     # ---------------------------------------------------------------- RPCs
     def DetectAnomalies(self, request: Any, context: grpc.ServicerContext) -> Any:
-        return _answer(context, lambda: self._detect(request))
+        return _answer(context, lambda: self._detect(request, context))
 
-    def _detect(self, request: Any) -> Any:
+    def _detect(self, request: Any, context: grpc.ServicerContext) -> Any:
         model = self._model(request.model_component)
         detector = model.detector
         if model.status != pb.RUNNING or detector is None:
@@ -231,7 +239,11 @@ class EdgeAgentService(pb_grpc.EdgeAgentServicer):
         if not request.HasField("bitmap"):
             raise AgentError(grpc.StatusCode.INVALID_ARGUMENT, "The request has no bitmap.")
         pixels = bitmap_pixels(request.bitmap)
+        started = time.perf_counter()
         result = detector.detect(pixels)
+        # The graph's own time, so a client (bench/edge_agent.py) can tell the agent's overhead apart.
+        detect_ms = (time.perf_counter() - started) * 1000
+        context.set_trailing_metadata(((DETECT_MS_METADATA, f"{detect_ms:.3f}"),))
         mask_params = request.anomaly_mask_params if request.HasField("anomaly_mask_params") else None
         return pb.DetectAnomaliesResponse(detect_anomaly_result=to_message(result, detector, mask_params))
 
@@ -300,11 +312,12 @@ def serve(
     start_all: bool = False,
     providers: Sequence[str] = ("CPUExecutionProvider",),
     workers: int = 4,
+    threads: int | None = None,
 ) -> tuple[grpc.Server, EdgeAgentService]:
     models = discover(models_dir)
     if not models:
         raise ValueError(f"no model (a folder with model.json) under {models_dir}")
-    service = EdgeAgentService(models, providers)
+    service = EdgeAgentService(models, providers, threads)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers))
     pb_grpc.add_EdgeAgentServicer_to_server(service, server)
     if os.path.exists(socket_path):  # a stale socket of an earlier run would make the bind fail
@@ -317,10 +330,15 @@ def serve(
 
 
 def run_until_signalled(
-    models_dir: Path, socket_path: str, start_all: bool, providers: Sequence[str], workers: int
+    models_dir: Path,
+    socket_path: str,
+    start_all: bool,
+    providers: Sequence[str],
+    workers: int,
+    threads: int | None = None,
 ) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    server, service = serve(models_dir, socket_path, start_all, providers, workers)
+    server, service = serve(models_dir, socket_path, start_all, providers, workers, threads)
     print(f"edge agent listening on unix:{socket_path} ({', '.join(service.models)})", flush=True)
     stopped = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -25,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="onnxruntime execution provider, repeat in order of preference (default CPUExecutionProvider)",
     )
     parser.add_argument("--workers", type=int, default=4, help="requests served at once")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="onnxruntime threads per model (0: its default)"
+    )
     parser.set_defaults(run=run)
 
 
@@ -32,7 +35,9 @@ def run(args: argparse.Namespace) -> int:
     from openlookout.edge.agent import run_until_signalled
 
     providers = args.provider or ["CPUExecutionProvider"]
-    return run_until_signalled(args.models, args.socket, args.start_all, providers, args.workers)
+    return run_until_signalled(
+        args.models, args.socket, args.start_all, providers, args.workers, args.threads or None
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
