@@ -115,5 +115,10 @@ bench-api: install
 reliability: install
 	$(PY) bench/reliability.py --json build/reliability.json
 
+# The edge agent's overhead: DetectAnomalies p50 over its Unix socket vs the graph alone, 512 px bitmaps.
+.PHONY: bench-edge
+bench-edge: $(VENV)/.installed
+	$(PY) bench/edge_agent.py --data $(DATA)
+
 clean:
 	rm -rf .aws-sam .mypy_cache .ruff_cache .pytest_cache build

@@ -115,7 +115,16 @@ def register_manifest(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
     register(subparsers)
 
 
-COMMANDS: list[Register] = [register_serve, register_manifest]
+def register_edge_agent(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "edge-agent", help="serve models over L4V's EdgeAgent gRPC API on a Unix socket"
+    )
+    from openlookout.edge.command import add_arguments
+
+    add_arguments(parser)
+
+
+COMMANDS: list[Register] = [register_serve, register_manifest, register_edge_agent]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,6 +15,7 @@ class Settings:
     datasets_table: str
     dataset_entries_table: str
     models_table: str
+    model_packaging_jobs_table: str
     idempotency_table: str
     token_secret: str
     artifacts_bucket: str
@@ -29,6 +30,7 @@ class Settings:
             datasets_table=env.get("DATASETS_TABLE", "openlookout-datasets"),
             dataset_entries_table=env.get("DATASET_ENTRIES_TABLE", "openlookout-dataset-entries"),
             models_table=env.get("MODELS_TABLE", "openlookout-models"),
+            model_packaging_jobs_table=env.get("MODEL_PACKAGING_JOBS_TABLE", "openlookout-packaging-jobs"),
             idempotency_table=env.get("IDEMPOTENCY_TABLE", "openlookout-idempotency"),
             token_secret=env.get("PAGINATION_TOKEN_SECRET", ""),
             artifacts_bucket=env.get("ARTIFACTS_BUCKET", "openlookout-artifacts"),

@@ -13,6 +13,7 @@ _ENV = {
     "DATASETS_TABLE": "DatasetsTable",
     "DATASET_ENTRIES_TABLE": "DatasetEntriesTable",
     "MODELS_TABLE": "ModelsTable",
+    "MODEL_PACKAGING_JOBS_TABLE": "ModelPackagingJobsTable",
     "IDEMPOTENCY_TABLE": "IdempotencyTable",
     "ARTIFACTS_BUCKET": "openlookout-artifacts",
     "PAGINATION_TOKEN_SECRET": "unit-test-secret",

@@ -1,4 +1,4 @@
-"""Runs when a dataset, training or hosting workflow ends FAILED, TIMED_OUT or ABORTED."""
+"""Runs when a dataset, training, hosting or packaging workflow ends FAILED, TIMED_OUT or ABORTED."""
 
 from typing import Any
 

@@ -120,4 +120,32 @@ class ModelItem(Model):
     version = VersionAttribute(attr_name="Version")
 
 
-ALL_TABLES: tuple[type[Model], ...] = (ProjectItem, DatasetItem, DatasetEntryItem, ModelItem)
+class ModelPackagingJobItem(Model):
+    """A model packaging job (StartModelPackagingJob): CREATED -> RUNNING -> SUCCEEDED | FAILED."""
+
+    class Meta:
+        table_name = _settings.model_packaging_jobs_table
+        region = _settings.region
+
+    project_name = UnicodeAttribute(hash_key=True, attr_name="ProjectName")
+    job_name = UnicodeAttribute(range_key=True, attr_name="JobName")
+    model_version = NumberAttribute(attr_name="ModelVersion")
+    description = UnicodeAttribute(attr_name="Description", null=True)
+    configuration = JSONAttribute(attr_name="Configuration")  # ModelPackagingConfiguration, as given
+    method = UnicodeAttribute(attr_name="Method", default="Greengrass")
+    status = UnicodeAttribute(attr_name="Status")
+    status_message = UnicodeAttribute(attr_name="StatusMessage", null=True)
+    created_at = UTCDateTimeAttribute(attr_name="CreationTimestamp", default=utcnow)
+    updated_at = UTCDateTimeAttribute(attr_name="LastUpdatedTimestamp", default=utcnow)
+    output = JSONAttribute(attr_name="Output", null=True)  # GreengrassOutputDetails once SUCCEEDED
+    execution_arn = UnicodeAttribute(attr_name="ExecutionArn", null=True)
+    version = VersionAttribute(attr_name="Version")
+
+
+ALL_TABLES: tuple[type[Model], ...] = (
+    ProjectItem,
+    DatasetItem,
+    DatasetEntryItem,
+    ModelItem,
+    ModelPackagingJobItem,
+)

@@ -16,6 +16,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from openlookout.api.errors import ResourceNotFoundException
+from openlookout.services import packaging
 from openlookout.services.models import ModelStatus, get_model
 from openlookout.workflows import dataset_import
 from openlookout.workflows.training import record_status
@@ -58,6 +59,8 @@ def execution_ended(event: dict[str, Any]) -> dict[str, Any]:
         dataset_import.finish_failure(state)
         logger.info("dataset workflow repaired", extra={"execution": detail.get("executionArn")})
         return {"Repaired": True}
+    if "JobName" in payload:
+        return {"Repaired": _repair_packaging_job(payload, detail.get("executionArn"), reason)}
     if "ModelVersion" in payload:
         try:
             model = get_model(payload["ProjectName"], int(payload["ModelVersion"]))
@@ -70,3 +73,16 @@ def execution_ended(event: dict[str, Any]) -> dict[str, Any]:
         logger.info("model workflow repaired", extra={"model": model.model_arn, "status": str(outcome[0])})
         return {"Repaired": True}
     return {"Repaired": False}
+
+
+def _repair_packaging_job(payload: dict[str, Any], execution: str | None, reason: str) -> bool:
+    try:
+        job = packaging.get_job(payload["ProjectName"], payload["JobName"])
+    except ResourceNotFoundException:
+        return False
+    unsettled = job.status in (packaging.JobStatus.CREATED, packaging.JobStatus.RUNNING)
+    if not unsettled or job.execution_arn != execution:
+        return False  # the job's own failure path already ran
+    packaging.record(job, packaging.JobStatus.FAILED, f"Packaging failed: the workflow {reason}.")
+    logger.info("packaging workflow repaired", extra={"job": job.job_name})
+    return True

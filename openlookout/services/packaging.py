@@ -1,0 +1,214 @@
+"""Model packaging jobs: a TRAINED or HOSTED model as a Greengrass v2 component for edge devices.
+
+StartModelPackagingJob validates the configuration, records the job CREATED and starts the
+packaging state machine (statemachines/packaging.asl.json), whose steps
+(openlookout/workflows/packaging.py) move it to RUNNING and then SUCCEEDED or FAILED.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any
+
+from pynamodb.exceptions import PutError
+
+from openlookout.api.errors import (
+    ConflictException,
+    ResourceNotFoundException,
+    ResourceType,
+    ValidationException,
+)
+from openlookout.api.pagination import decode_token, encode_token, page_size
+from openlookout.services.executions import execution_arn, start_execution
+from openlookout.services.models import ModelStatus, get_model
+from openlookout.services.projects import get_project
+from openlookout.storage.conditions import lost_condition
+from openlookout.storage.tables import ModelPackagingJobItem, utcnow
+
+PACKAGING_STATE_MACHINE_ENV = "PACKAGING_STATE_MACHINE_ARN"
+PACKAGEABLE = {ModelStatus.TRAINED, ModelStatus.HOSTED}
+NVIDIA_OPTIONS = ("gpu-code", "trt-ver", "cuda-ver")
+CPU_OPTIONS = {"mcpu", "mattr"}
+
+
+class JobStatus(StrEnum):
+    CREATED = "CREATED"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+
+
+MESSAGES = {
+    JobStatus.CREATED: "The model packaging job was created.",
+    JobStatus.RUNNING: "The model packaging job is running.",
+    JobStatus.SUCCEEDED: "The model packaging job succeeded.",
+}
+
+
+# ------------------------------------------------------------------ validation
+
+
+def _compiler_options(text: str) -> dict[str, Any]:
+    try:
+        options = json.loads(text)
+    except ValueError:
+        raise ValidationException(f"CompilerOptions is not a JSON object: {text}") from None
+    if not isinstance(options, dict):
+        raise ValidationException(f"CompilerOptions is not a JSON object: {text}")
+    return options
+
+
+def check_configuration(greengrass: Mapping[str, Any]) -> None:
+    """L4V's rules that the service model cannot express (exactly one target, its compiler options)."""
+    device, platform = greengrass.get("TargetDevice"), greengrass.get("TargetPlatform")
+    if bool(device) == bool(platform):
+        raise ValidationException("Specify exactly one of TargetDevice and TargetPlatform.")
+    text = greengrass.get("CompilerOptions")
+    if device:
+        if text is not None:
+            raise ValidationException("CompilerOptions is not allowed with TargetDevice.")
+        return
+    options = _compiler_options(text) if text is not None else {}
+    if (platform or {}).get("Accelerator") == "NVIDIA":
+        missing = [name for name in NVIDIA_OPTIONS if name not in options]
+        if missing:
+            raise ValidationException(
+                "An NVIDIA TargetPlatform needs CompilerOptions with gpu-code, trt-ver and cuda-ver; "
+                f"missing: {', '.join(missing)}."
+            )
+    elif set(options) - CPU_OPTIONS:
+        unknown = ", ".join(sorted(set(options) - CPU_OPTIONS))
+        raise ValidationException(f"CompilerOptions for a CPU target take only mcpu and mattr: {unknown}.")
+
+
+# ------------------------------------------------------------------ lookups and views
+
+
+def get_job(project_name: str, job_name: str) -> ModelPackagingJobItem:
+    try:
+        return ModelPackagingJobItem.get(project_name, job_name, consistent_read=True)
+    except ModelPackagingJobItem.DoesNotExist:
+        get_project(project_name)  # an unknown project is reported as such
+        raise ResourceNotFoundException(
+            f"The model packaging job {job_name} of project {project_name} does not exist.",
+            job_name,
+            ResourceType.MODEL_PACKAGE_JOB,
+        ) from None
+
+
+def _metadata(job: ModelPackagingJobItem) -> dict[str, Any]:
+    return {
+        "JobName": job.job_name,
+        "ProjectName": job.project_name,
+        "ModelVersion": str(int(job.model_version)),
+        "ModelPackagingJobDescription": job.description,
+        "ModelPackagingMethod": job.method,
+        "Status": job.status,
+        "StatusMessage": job.status_message,
+        "CreationTimestamp": job.created_at,
+        "LastUpdatedTimestamp": job.updated_at,
+    }
+
+
+def describe(job: ModelPackagingJobItem) -> dict[str, Any]:
+    described = {**_metadata(job), "ModelPackagingConfiguration": job.configuration}
+    if job.output:
+        described["ModelPackagingOutputDetails"] = {"Greengrass": job.output}
+    return described
+
+
+# ------------------------------------------------------------------ operations
+
+
+def start_model_packaging_job(
+    project_name: str,
+    model_version: str,
+    configuration: Mapping[str, Any],
+    job_name: str | None = None,
+    description: str | None = None,
+) -> dict[str, Any]:
+    check_configuration(configuration["Greengrass"])
+    model = get_model(project_name, model_version)
+    if model.status not in PACKAGEABLE:
+        raise ConflictException(
+            f"The model {model.model_arn} is {model.status}; only a TRAINED or HOSTED model can be packaged.",
+            model.model_arn,
+            ResourceType.MODEL,
+        )
+    name = job_name or str(uuid.uuid4())
+    job = ModelPackagingJobItem(
+        project_name,
+        name,
+        model_version=int(model.model_version),
+        description=description,
+        configuration=dict(configuration),
+        status=str(JobStatus.CREATED),
+        status_message=MESSAGES[JobStatus.CREATED],
+    )
+    execution = f"package-{int(utcnow().timestamp() * 1000)}-{name}"[:80]
+    job.execution_arn = execution_arn(PACKAGING_STATE_MACHINE_ENV, execution)
+    try:
+        job.save(condition=ModelPackagingJobItem.job_name.does_not_exist())
+    except PutError as error:
+        if lost_condition(error):
+            raise ConflictException(
+                f"A model packaging job named {name} already exists in project {project_name}.",
+                name,
+                ResourceType.MODEL_PACKAGE_JOB,
+            ) from None
+        raise
+    try:
+        payload = {"ProjectName": project_name, "JobName": name}
+        start_execution(PACKAGING_STATE_MACHINE_ENV, execution, payload)
+    except Exception as error:
+        # No workflow will ever finish this job: never leave it CREATED.
+        record(job, JobStatus.FAILED, f"The packaging workflow could not be started: {error}")
+        raise
+    return {"JobName": name}
+
+
+def describe_model_packaging_job(project_name: str, job_name: str) -> dict[str, Any]:
+    return {"ModelPackagingDescription": describe(get_job(project_name, job_name))}
+
+
+def list_model_packaging_jobs(
+    project_name: str, next_token: str | None = None, max_results: int | None = None
+) -> dict[str, Any]:
+    get_project(project_name)
+    scope = f"ListModelPackagingJobs/{project_name}"
+    limit = page_size(max_results)
+    start = None
+    if next_token:
+        after = str(decode_token(scope, next_token)["after"])
+        start = {"ProjectName": {"S": project_name}, "JobName": {"S": after}}
+    items = list(
+        ModelPackagingJobItem.query(
+            project_name, limit=limit + 1, last_evaluated_key=start, consistent_read=True
+        )
+    )
+    page, more = items[:limit], len(items) > limit
+    result: dict[str, Any] = {"ModelPackagingJobs": [_metadata(job) for job in page]}
+    if more:
+        result["NextToken"] = encode_token(scope, {"after": page[-1].job_name})
+    return result
+
+
+def record(job: ModelPackagingJobItem, status: JobStatus, message: str | None = None, **fields: Any) -> None:
+    """A status change by the job's one workflow; a lost version check is retried on a fresh read."""
+    for _attempt in range(5):
+        job.status = str(status)
+        job.status_message = message if message is not None else MESSAGES.get(status)
+        job.updated_at = utcnow()
+        for name, value in fields.items():
+            setattr(job, name, value)
+        try:
+            job.save()
+            return
+        except PutError as error:
+            if not lost_condition(error):
+                raise
+            job = get_job(job.project_name, job.job_name)
+    raise RuntimeError(f"could not record {status} on packaging job {job.job_name}")

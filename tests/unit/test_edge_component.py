@@ -1,0 +1,103 @@
+"""The Greengrass recipe follows the packaging target; L4V's configuration rules are enforced."""
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from openlookout.api.errors import ValidationException
+from openlookout.edge.component import (
+    AGENT_MODULES,
+    PACKAGE_ROOT,
+    Target,
+    build_recipe,
+    build_zip,
+    recipe_yaml,
+)
+from openlookout.services.packaging import check_configuration
+
+LOCATION = {"S3OutputLocation": {"Bucket": "b"}, "ComponentName": "c"}
+
+
+def _manifest(target: Target) -> dict:
+    recipe = yaml.safe_load(recipe_yaml(build_recipe("c", "1.0.0", "d", target, "s3://b/c-1.0.0.zip")))
+    assert recipe["ComponentName"] == "c" and recipe["ComponentVersion"] == "1.0.0"
+    return recipe["Manifests"][0]  # type: ignore[no-any-return]
+
+
+def test_cpu_platform_gets_onnxruntime_and_the_cpu_provider():
+    manifest = _manifest(Target.of({**LOCATION, "TargetPlatform": {"Os": "LINUX", "Arch": "X86_64"}}))
+    assert manifest["Platform"] == {"os": "linux", "architecture": "amd64"}
+    assert "'onnxruntime>=" in manifest["Lifecycle"]["Install"]
+    assert "--provider CPUExecutionProvider" in manifest["Lifecycle"]["Run"]
+    assert "CUDA" not in manifest["Lifecycle"]["Run"]
+
+
+def test_nvidia_and_jetson_get_onnxruntime_gpu_and_cuda():
+    nvidia = {"Os": "LINUX", "Arch": "ARM64", "Accelerator": "NVIDIA"}
+    for greengrass in ({**LOCATION, "TargetPlatform": nvidia}, {**LOCATION, "TargetDevice": "jetson_xavier"}):
+        manifest = _manifest(Target.of(greengrass))
+        assert manifest["Platform"] == {"os": "linux", "architecture": "aarch64"}
+        assert "'onnxruntime-gpu>=" in manifest["Lifecycle"]["Install"]
+        assert (
+            "--provider CUDAExecutionProvider --provider CPUExecutionProvider" in manifest["Lifecycle"]["Run"]
+        )
+
+
+def test_zip_holds_model_and_every_agent_module(tmp_path: Path):
+    (tmp_path / "model.onnx").write_bytes(b"onnx")
+    (tmp_path / "model.json").write_text("{}")
+    archive = zipfile.ZipFile(io.BytesIO(build_zip(tmp_path, {"ComponentName": "c"})))
+    names = set(archive.namelist())
+    assert {"model/model.onnx", "model/model.json", "model/component.json"} <= names
+    assert json.loads(archive.read("model/component.json")) == {"ComponentName": "c"}
+    # Every module of the edge package travels (a new one must be added to AGENT_MODULES).
+    edge = {f"edge/{p.name}" for p in (PACKAGE_ROOT / "edge").iterdir() if p.suffix in (".py", ".proto")}
+    assert edge - {"edge/component.py"} <= set(AGENT_MODULES)
+    assert {f"agent/openlookout/{m}" for m in AGENT_MODULES} <= names
+
+
+@pytest.mark.parametrize(
+    ("greengrass", "message"),
+    [
+        ({}, "exactly one"),
+        (
+            {"TargetDevice": "jetson_xavier", "TargetPlatform": {"Os": "LINUX", "Arch": "X86_64"}},
+            "exactly one",
+        ),
+        ({"TargetDevice": "jetson_xavier", "CompilerOptions": "{}"}, "not allowed with TargetDevice"),
+        ({"TargetPlatform": {"Os": "LINUX", "Arch": "X86_64", "Accelerator": "NVIDIA"}}, "gpu-code"),
+        (
+            {
+                "TargetPlatform": {"Os": "LINUX", "Arch": "X86_64", "Accelerator": "NVIDIA"},
+                "CompilerOptions": '{"gpu-code": "sm_75", "trt-ver": "7.1.3"}',
+            },
+            "missing: cuda-ver",
+        ),
+        (
+            {"TargetPlatform": {"Os": "LINUX", "Arch": "X86_64"}, "CompilerOptions": "[1]"},
+            "not a JSON object",
+        ),
+        (
+            {"TargetPlatform": {"Os": "LINUX", "Arch": "X86_64"}, "CompilerOptions": '{"x": 1}'},
+            "mcpu and mattr",
+        ),
+    ],
+)
+def test_configuration_rules(greengrass: dict, message: str):
+    with pytest.raises(ValidationException) as excinfo:
+        check_configuration({**LOCATION, **greengrass})
+    assert message in excinfo.value.message
+
+
+def test_valid_configurations_pass():
+    check_configuration({**LOCATION, "TargetDevice": "jetson_xavier"})
+    nvidia = {"Os": "LINUX", "Arch": "X86_64", "Accelerator": "NVIDIA"}
+    options = '{"gpu-code": "sm_75", "trt-ver": "7.1.3", "cuda-ver": "10.2"}'
+    check_configuration({**LOCATION, "TargetPlatform": nvidia, "CompilerOptions": options})
+    check_configuration(
+        {**LOCATION, "TargetPlatform": {"Os": "LINUX", "Arch": "ARM64"}, "CompilerOptions": '{"mcpu": "x"}'}
+    )
