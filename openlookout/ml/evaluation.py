@@ -12,7 +12,7 @@ import datetime as dt
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -198,8 +198,11 @@ def evaluate(
     number_of_training_images: int = 0,
     pixel_eval_size: int = 256,
     overlays: int = 12,
+    progress: Callable[[str], None] | None = None,
 ) -> Evaluation:
-    """Run the detector on every sample and compute L4V's metrics plus pixel metrics."""
+    """Run the detector on every sample and compute L4V's metrics plus pixel metrics.
+
+    `progress` gets "Evaluating: i of n" after each image (the caller throttles)."""
     results: list[ImageResult] = []
     scores, labels = [], []
     pix_scores, pix_labels = [], []
@@ -211,6 +214,8 @@ def evaluate(
             os.fspath(s.image) if isinstance(s.image, (str, os.PathLike)) else f"image-{i}"
         )
         r = detector.detect(s.image)
+        if progress is not None:
+            progress(f"Evaluating: {i + 1} of {len(samples)}")
         gt = load_mask(s.mask, (r.width, r.height)) if s.mask is not None else None
         if gt is None and not s.is_anomalous:
             gt = np.zeros((r.height, r.width), dtype=bool)
