@@ -245,15 +245,16 @@ def run_training(spec: JobSpec, progress: Callable[[str], None] | None = None) -
         detector = Detector.load(model_dir)
         samples = []
         for image in spec.test:
-            mask = None
+            mask, class_name = None, None
             if image.masks:
                 parts = _split_mask(local[image.masks[0].uri], image.masks[0].colors)
                 if parts:
                     import numpy as np
 
                     mask = np.maximum.reduce([p[0] for p in parts])
+                    class_name = parts[0][1]  # the report's per-class histograms
             samples.append(
-                ml_evaluation.TestSample(str(local[image.uri]), image.anomalous, mask, None, image.uri)
+                ml_evaluation.TestSample(str(local[image.uri]), image.anomalous, mask, class_name, image.uri)
             )
         log(f"Evaluating: 0 of {len(samples)}")
         evaluation = ml_evaluation.evaluate(
@@ -273,8 +274,10 @@ def run_training(spec: JobSpec, progress: Callable[[str], None] | None = None) -
         encryption = encryption_args(spec.kms_key_id)
         put_file(spec.output_bucket, manifest_key, work / "manifest.jsonl", **encryption)
         put_file(spec.output_bucket, result_key, work / "result.json", **encryption)
-        for path in evaluation.write_report(work / "report"):
-            put_file(spec.output_bucket, f"{spec.output_prefix}EvaluationReport-{names}/{path.name}", path)
+        report = work / "report"
+        for path in evaluation.write_report(report):
+            relative = path.relative_to(report).as_posix()
+            put_file(spec.output_bucket, f"{spec.output_prefix}EvaluationReport-{names}/{relative}", path)
         # Performance is the evaluation result's aggregated metrics, so both always agree.
         aggregated = evaluation.result_document(model_arn=spec.model_arn)["AggregatedEvaluationResults"][
             "Metrics"
