@@ -205,10 +205,10 @@ def _progress_printer() -> Callable[[dict[str, Any]], None]:
 
 
 def progress_bar(message: str, width: int = 20) -> str:
-    """[#####-----] 50% for a message with "i of n" in it; blanks for any other message."""
+    """[#####-----] 50% for a stage message "Stage: i of n ..."; blanks for any other message."""
     import re
 
-    found = re.search(r"(\d+) of (\d+)", message)
+    found = re.match(r"[A-Z][\w ]*: (\d+) of (\d+)", message)
     if not found or int(found.group(2)) == 0:
         return " " * (width + 7)
     share = min(1.0, int(found.group(1)) / int(found.group(2)))

@@ -154,6 +154,8 @@ def test_report_downloads_the_evaluation_report(
 
 def test_progress_bar_and_report_prefix() -> None:
     assert progress_bar("Evaluating: 40 of 80").startswith("[##########----------]  50%")
+    assert progress_bar("Extracting features: 120 of 200 images").startswith("[############--------]  60%")
     assert progress_bar("Building memory bank").strip() == ""
+    assert progress_bar("coreset: 10 of 20 patches").strip() == ""  # a log line, not a stage
     assert report_prefix("out/EvaluationResult-p-1.json") == "out/EvaluationReport-p-1/"
     assert report_prefix("EvaluationResult-p-1.json") == "EvaluationReport-p-1/"
