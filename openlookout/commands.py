@@ -491,8 +491,25 @@ result = detector.detect(open("part.jpg", "rb").read())
 print(result.is_anomalous, result.confidence, result.to_l4v()["Anomalies"])
 ```
 
-Only onnxruntime, numpy and Pillow are needed to serve it (`pip install onnxruntime numpy pillow`
-plus this package without its training extras).
+Or with onnxruntime alone (`pip install onnxruntime numpy pillow`): the graph takes RGB pixels
+(0-255, NCHW float32, at the size in model.json's `input.shape`; normalisation is inside the graph)
+and returns the raw `score`, the `anomaly_map` and, with several classes, the `class_map`. An image
+is anomalous when its score is at or above model.json's `threshold`. (A plain resize differs from
+the training resize by about half a grey level; model.json's `input.resize` says what it did.)
+
+```python
+import json
+import numpy as np
+import onnxruntime
+from PIL import Image
+manifest = json.load(open("model.json"))
+_, _, height, width = manifest["input"]["shape"]
+pixels = np.asarray(Image.open("part.jpg").convert("RGB").resize((width, height), Image.BILINEAR))
+batch = pixels.transpose(2, 0, 1)[None].astype(np.float32)
+session = onnxruntime.InferenceSession("model.onnx")
+outputs = dict(zip([o.name for o in session.get_outputs()], session.run(None, {{"image": batch}})))
+print("anomalous:", bool(outputs["score"][0] >= manifest["threshold"]), "score:", float(outputs["score"][0]))
+```
 """
 
 

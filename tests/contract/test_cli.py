@@ -134,6 +134,11 @@ def test_export_gives_a_model_onnxruntime_can_run(
 
     result = Detector.load(tmp_path).detect((images / "test/good/000.jpg").read_bytes())
     assert 0.0 <= result.confidence <= 1.0
+    # The README's onnxruntime-only snippet runs as written, beside the exported files.
+    snippet = (tmp_path / "README.md").read_text().split("```python")[2].split("```")[0]
+    (tmp_path / "part.jpg").write_bytes((images / "test/good/000.jpg").read_bytes())
+    ran = subprocess.run([sys.executable, "-c", snippet], cwd=tmp_path, capture_output=True, text=True)
+    assert ran.returncode == 0 and "anomalous: " in ran.stdout, ran.stderr
 
 
 def test_report_downloads_the_evaluation_report(
