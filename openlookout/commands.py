@@ -19,7 +19,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-Subparsers = "argparse._SubParsersAction[argparse.ArgumentParser]"
 LOOPBACK_PREFIXES = ("http://127.0.0.1", "http://localhost", "http://[::1]")
 DEFAULT_REGION = "us-east-1"
 
