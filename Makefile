@@ -14,7 +14,7 @@ PORT ?= 3000
 # The training function is a container image: without a Docker daemon, build everything else.
 SAM_BUILD_FLAGS ?= $(if $(shell docker info >/dev/null 2>&1 && echo yes),,--exclude TrainModelFunction)
 
-.PHONY: help install demo serve test lint typecheck template test-python integration bench bench-washers bench-suite bench-api reliability clean
+.PHONY: help install demo serve test lint typecheck template test-python integration bench bench-washers bench-suite bench-api reliability clean distclean
 
 help:
 	@echo "make install      create .venv (openlookout, torch CPU, test tools), node_modules, SAM CLI"
@@ -26,6 +26,8 @@ help:
 	@echo "make bench-washers engine benchmark on the generated washers (small defects)"
 	@echo "make bench-suite  the engine on every data set, unsupervised and few-shot, beside a plain PatchCore"
 	@echo "make bench-api    the whole flow through boto3 against openlookout serve, on DATA"
+	@echo "make clean        remove build output and caches"
+	@echo "make distclean    clean, plus everything install and the service made (.venv*, .tools, node_modules, .openlookout, demo-output)"
 
 # ------------------------------------------------------------------ installation
 $(VENV)/.installed: pyproject.toml
@@ -122,3 +124,7 @@ bench-edge: $(VENV)/.installed
 
 clean:
 	rm -rf .aws-sam .mypy_cache .ruff_cache .pytest_cache build
+
+# Everything `make install`, `make serve` and `make demo` made: back to a fresh clone (plus your own files).
+distclean: clean
+	rm -rf $(VENV) $(SAM_VENV) .tools node_modules .openlookout demo-output openlookout.egg-info

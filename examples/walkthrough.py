@@ -6,6 +6,9 @@
 It generates a small example dataset (washers with scratches, dents and stains; nothing is
 downloaded), uploads it to S3 with `openlookout manifest from-folder`, then does what an L4V
 user did: create a project and its datasets, train a model, start it, detect anomalies, stop it.
+With --start-service the service keeps its data in ./.openlookout (what `make serve` serves) and
+its log in ./.openlookout/logs/demo-service.log. The evaluation report and a few detection overlays
+go to ./demo-output/.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ import boto3
 from openlookout.examples import generate
 
 ROOT = Path(__file__).resolve().parents[1]
+DATA_DIR = ROOT / ".openlookout"
+OUTPUT_DIR = ROOT / "demo-output"
 
 
 def say(message: str) -> None:
@@ -40,7 +45,9 @@ def local_service(data_dir: Path) -> Iterator[str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    log = open(data_dir.parent / "service.log", "w")  # noqa: SIM115 - closed below
+    log_path = data_dir / "logs" / "demo-service.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = open(log_path, "w")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
         [sys.executable, "-m", "openlookout.cli", "serve", "--port", str(port), "--data-dir", str(data_dir)],
         stdout=log,
@@ -49,13 +56,14 @@ def local_service(data_dir: Path) -> Iterator[str]:
     )
     endpoint = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
-    while "OpenLookout listening on" not in (data_dir.parent / "service.log").read_text():
+    while "OpenLookout listening on" not in log_path.read_text():
         if process.poll() is not None or time.monotonic() > deadline:
             raise SystemExit(
-                "openlookout serve did not start:\n" + (data_dir.parent / "service.log").read_text()
+                "openlookout serve did not start (is `make serve` using the same data dir?):\n"
+                + log_path.read_text()
             )
         time.sleep(0.2)
-    say(f"started openlookout serve on {endpoint} (log: {data_dir.parent / 'service.log'})")
+    say(f"started openlookout serve on {endpoint} (data: {data_dir}, log: {log_path})")
     try:
         yield endpoint
     finally:
@@ -69,10 +77,11 @@ def wait(describe: Callable[[], dict[str, Any]], done: set[str], label: str) -> 
     started, last = time.monotonic(), ""
     while True:
         current = describe()
-        if current["Status"] != last:
+        seen = f"{current['Status']} {current.get('StatusMessage') or ''}"
+        if seen != last:  # training reports its stage and progress in StatusMessage
             elapsed = time.monotonic() - started
             say(f"  {label}: {current['Status']} ({elapsed:.0f} s) {current.get('StatusMessage') or ''}")
-            last = current["Status"]
+            last = seen
         if current["Status"] in done:
             return current
         time.sleep(1)
@@ -91,7 +100,25 @@ def upload_with_tool(endpoint: str, folder: Path, bucket: str, prefix: str) -> N
     subprocess.run([sys.executable, "-m", "openlookout.cli", *command], check=True, env=env, cwd=ROOT)
 
 
-def walkthrough(endpoint: str, workdir: Path) -> int:
+def save_results(s3: Any, model: dict[str, Any], pictures: list[tuple[str, bytes, dict[str, Any]]]) -> Path:
+    """The evaluation report from the model's S3 output, and detection overlays, in ./demo-output/."""
+    from openlookout.commands import draw_result, report_prefix
+
+    location = model["EvaluationResult"]
+    prefix = report_prefix(location["Key"])
+    report = OUTPUT_DIR / "report"
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=location["Bucket"], Prefix=prefix):
+        for item in page.get("Contents", []):
+            target = report / item["Key"][len(prefix) :]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            s3.download_file(location["Bucket"], item["Key"], str(target))
+    (OUTPUT_DIR / "detections").mkdir(parents=True, exist_ok=True)
+    for name, data, result in pictures:
+        draw_result(data, result).save(OUTPUT_DIR / "detections" / f"{name.replace('/', '_')}.png")
+    return report / "index.html"
+
+
+def walkthrough(endpoint: str, workdir: Path, kept_in: str) -> int:
     session = boto3.session.Session(
         aws_access_key_id="demo", aws_secret_access_key="demo", region_name="us-east-1"
     )
@@ -131,7 +158,7 @@ def walkthrough(endpoint: str, workdir: Path) -> int:
         total, normal, anomalous = stats.get("Total"), stats.get("Normal"), stats.get("Anomaly")
         say(f"     {total} images: {normal} normal, {anomalous} anomalous")
 
-    say("5. CreateModel (training runs in the service; watch its log for progress)")
+    say("5. CreateModel (the model's StatusMessage shows the training stage and progress)")
     started = time.monotonic()
     version = lookoutvision.create_model(
         ProjectName=project, OutputConfig={"S3Location": {"Bucket": bucket, "Prefix": "output/"}}
@@ -159,13 +186,15 @@ def walkthrough(endpoint: str, workdir: Path) -> int:
     )
 
     say("7. DetectAnomalies on the test images")
-    rows, correct = [], 0
+    rows, correct, pictures = [], 0, []
     images = sorted((dataset / "test").glob("*/*.jpg"))
     for path in images:
         result = lookoutvision.detect_anomalies(
             ProjectName=project, ModelVersion=version, Body=path.read_bytes(), ContentType="image/jpeg"
         )["DetectAnomalyResult"]
         truth = path.parent.name
+        if path.stem == "000":  # one picture per folder for ./demo-output/detections
+            pictures.append((f"{truth}/{path.name}", path.read_bytes(), result))
         found = result.get("Anomalies", [])[1:]  # the first entry is the background
         area = sum(a["PixelAnomaly"]["TotalPercentageArea"] for a in found)
         names = ",".join(a["Name"] for a in found) or "-"
@@ -194,7 +223,10 @@ def walkthrough(endpoint: str, workdir: Path) -> int:
         {"TRAINED"},
         f"model {version}",
     )
-    say("done: the project, its datasets and the model stay in the service for you to explore.")
+    index = save_results(s3, model, pictures)
+    say(f"9. the evaluation report: {index}")
+    say(f"   detections drawn on {len(pictures)} images: {OUTPUT_DIR / 'detections'}/")
+    say(f"done: project {project}, its datasets and model {version} are kept {kept_in}.")
     return 0
 
 
@@ -208,9 +240,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="openlookout-demo-") as tmp:
         workdir = Path(tmp)
         if args.start_service or not args.endpoint:
-            with local_service(workdir / "data") as endpoint:
-                return walkthrough(endpoint, workdir)
-        return walkthrough(args.endpoint, workdir)
+            with local_service(DATA_DIR) as endpoint:
+                kept = f"in {DATA_DIR}: `make serve` serves them on http://127.0.0.1:3000"
+                return walkthrough(endpoint, workdir, kept)
+        return walkthrough(args.endpoint, workdir, f"in the service at {args.endpoint}")
 
 
 if __name__ == "__main__":

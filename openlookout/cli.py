@@ -124,20 +124,42 @@ def register_edge_agent(subparsers: argparse._SubParsersAction[argparse.Argument
     add_arguments(parser)
 
 
-COMMANDS: list[Register] = [register_serve, register_manifest, register_edge_agent]
+def _client_commands() -> list[Register]:
+    from openlookout.commands import CLIENT_COMMANDS
+
+    return list(CLIENT_COMMANDS)
+
+
+COMMANDS: list[Register] = [register_serve, register_manifest, register_edge_agent, *_client_commands()]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="openlookout", description="OpenLookout command line")
+    parser = argparse.ArgumentParser(
+        prog="openlookout",
+        description="OpenLookout command line: run the service, and work with it like any L4V client "
+        "(--endpoint-url or AWS_ENDPOINT_URL). `openlookout COMMAND --help` says more.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for register in COMMANDS:
         register(subparsers)
     return parser
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("openlookout")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from openlookout.commands import run_with_errors
+
     args = build_parser().parse_args(argv)
-    return int(args.run(args) or 0)
+    return int(run_with_errors(args.run, args) or 0)
 
 
 if __name__ == "__main__":

@@ -12,13 +12,13 @@ import datetime as dt
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageFont
 
 from .images import ImageInput, load_mask, open_image
 from .inference import DetectionResult, Detector
@@ -48,6 +48,14 @@ class ImageResult:
     class_name: str | None
     predicted_classes: list[str]
     iou: float | None = None
+    overlay_png: bytes | None = field(default=None, repr=False)
+
+    @property
+    def outcome(self) -> str:
+        """true/false positive/negative, anomalous = positive."""
+        if self.label == self.predicted:
+            return "true positive" if self.label else "true negative"
+        return "false positive" if self.predicted else "false negative"
 
 
 @dataclass
@@ -56,10 +64,9 @@ class Evaluation:
     images: list[ImageResult]
     threshold: float
     curves: dict[str, np.ndarray] = field(default_factory=dict)
-    overlays: list[tuple[str, Image.Image]] = field(default_factory=list)
     number_of_training_images: int = 0
 
-    # ---- L4V files (l4v-behaviour.md 4.5) ----
+    # ---- L4V's evaluation files: EvaluationManifest (JSON lines) and EvaluationResult ----
     def manifest_lines(
         self,
         *,
@@ -133,12 +140,26 @@ class Evaluation:
         p.write_text(json.dumps(self.result_document(model_arn=model_arn), indent=2) + "\n")
         return p
 
+    def operating_point(self) -> dict[str, float]:
+        """Where the model's threshold sits on the curves (fpr, tpr, precision, recall)."""
+        tp = sum(1 for r in self.images if r.label and r.predicted)
+        fp = sum(1 for r in self.images if not r.label and r.predicted)
+        positives = sum(1 for r in self.images if r.label)
+        negatives = len(self.images) - positives
+        return {
+            "fpr": fp / negatives if negatives else 0.0,
+            "tpr": tp / positives if positives else 0.0,
+            "precision": tp / (tp + fp) if tp + fp else 1.0,
+            "recall": tp / positives if positives else 0.0,
+        }
+
     def write_report(self, directory: str | Path) -> list[Path]:
-        """roc.png, pr.png, scores.png and overlays/*.png."""
+        """index.html (self-contained), roc.png, pr.png, scores.png and overlays/*.png (worst first)."""
         d = Path(directory)
         (d / "overlays").mkdir(parents=True, exist_ok=True)
         out = []
         c = self.curves
+        op = self.operating_point()
         if "fpr" in c:
             out.append(
                 _save(
@@ -149,6 +170,7 @@ class Evaluation:
                         "false positive rate",
                         "true positive rate",
                         f"AUROC {self.metrics['image_auroc']:.4f}",
+                        (op["fpr"], op["tpr"]),
                     ),
                     d / "roc.png",
                 )
@@ -162,14 +184,34 @@ class Evaluation:
                         "recall",
                         "precision",
                         f"AP {self.metrics['average_precision']:.4f}",
+                        (op["recall"], op["precision"]),
                     ),
                     d / "pr.png",
                 )
             )
         out.append(_save(plot_scores(self.images, self.threshold), d / "scores.png"))
-        for name, img in self.overlays:
-            out.append(_save(img, d / "overlays" / f"{name}.png"))
+        for rank, r in enumerate(worst_first(self.images)):
+            if r.overlay_png is not None:
+                target = d / "overlays" / f"{rank:03d}-{_safe(r.source_ref)}.png"
+                target.write_bytes(r.overlay_png)
+                out.append(target)
+        from .report import write_index
+
+        out.append(write_index(self, d / "index.html", {p.name: p for p in out}))
         return out
+
+
+def worst_first(images: list[ImageResult]) -> list[ImageResult]:
+    """False positives (highest score first), false negatives (lowest first), then the right ones."""
+
+    def key(r: ImageResult) -> tuple[int, float]:
+        if r.outcome == "false positive":
+            return (0, -r.raw_score)
+        if r.outcome == "false negative":
+            return (1, r.raw_score)
+        return (2, -r.raw_score if r.label else r.raw_score)
+
+    return sorted(images, key=key)
 
 
 def _now() -> str:
@@ -197,20 +239,26 @@ def evaluate(
     *,
     number_of_training_images: int = 0,
     pixel_eval_size: int = 256,
-    overlays: int = 12,
+    overlays: int = 500,
+    progress: Callable[[str], None] | None = None,
 ) -> Evaluation:
-    """Run the detector on every sample and compute L4V's metrics plus pixel metrics."""
+    """Run the detector on every sample and compute L4V's metrics plus pixel metrics.
+
+    `progress` gets "Evaluating: i of n" after each image (the caller throttles). The first
+    `overlays` images get a labelled overlay (prediction, ground-truth outline, right or
+    wrong) for the report; beyond that only the wrong ones do."""
     results: list[ImageResult] = []
     scores, labels = [], []
     pix_scores, pix_labels = [], []
     cls_stats: dict[str, dict[str, float]] = {}
-    kept: list[tuple[float, str, DetectionResult, TestSample]] = []
     pixel_thr = detector.calibration.pixel_threshold
     for i, s in enumerate(samples):
         ref = s.source_ref or (
             os.fspath(s.image) if isinstance(s.image, (str, os.PathLike)) else f"image-{i}"
         )
         r = detector.detect(s.image)
+        if progress is not None:
+            progress(f"Evaluating: {i + 1} of {len(samples)}")
         gt = load_mask(s.mask, (r.width, r.height)) if s.mask is not None else None
         if gt is None and not s.is_anomalous:
             gt = np.zeros((r.height, r.width), dtype=bool)
@@ -238,6 +286,11 @@ def evaluate(
                 st["iou_sum"] += iou or 0.0
                 st["n"] += 1
         found = [a["Name"] for a in r.anomalies[1:]]
+        wrong = r.is_anomalous != bool(s.is_anomalous)
+        picture = None
+        if len(results) < overlays or wrong:
+            threshold = detector.calibration.threshold
+            picture = _png(labelled_overlay(s.image, r, gt, bool(s.is_anomalous), ref, threshold))
         results.append(
             ImageResult(
                 ref,
@@ -249,13 +302,11 @@ def evaluate(
                 s.class_name,
                 found,
                 iou,
+                picture,
             )
         )
         scores.append(r.raw_score)
         labels.append(bool(s.is_anomalous))
-        kept.append((r.raw_score, ref, r, s))
-        if len(kept) > 4 * overlays:
-            kept = _select_overlays(kept, overlays)
     sc, lb = np.asarray(scores), np.asarray(labels)
     precision, recall, f1 = precision_recall_f1(np.array([r.predicted for r in results]), lb)
     metrics: dict[str, Any] = {
@@ -300,19 +351,7 @@ def evaluate(
         curves,
         number_of_training_images=number_of_training_images,
     )
-    ev.overlays = [(_safe(ref), overlay(s.image, r)) for _, ref, r, s in _select_overlays(kept, overlays)]
     return ev
-
-
-def _select_overlays(kept: list[Any], n: int) -> list[Any]:
-    """Highest-scoring anomalous-looking images plus the highest-scoring normal ones (likely errors)."""
-    kept = sorted(kept, key=lambda k: -k[0])
-    normals = [k for k in kept if not k[3].is_anomalous][: max(1, n // 4)]
-    anomalous = [k for k in kept if k[3].is_anomalous]
-    # Most and least anomalous defects: the least are where a model misses.
-    half = max(1, (n - len(normals)) // 2)
-    sel = anomalous[:half] + anomalous[-half:] if len(anomalous) > 2 * half else anomalous
-    return sel + normals
 
 
 def _safe(ref: str) -> str:
@@ -330,81 +369,168 @@ def heat_colors(v: np.ndarray) -> np.ndarray:
     return (np.stack([r, g, b], -1) * 255).astype(np.uint8)
 
 
-def overlay(src: ImageInput, r: DetectionResult, height: int = 256) -> Image.Image:
-    """Image | heat map overlay | predicted mask, side by side."""
+def font(size: int = 13) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """Pillow's bundled scalable font: readable at any size, nothing to install."""
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError):  # Pillow without FreeType: the small bitmap font
+        return ImageFont.load_default()
+
+
+def _png(img: Image.Image) -> bytes:
+    buffer = __import__("io").BytesIO()
+    img.save(buffer, format="PNG", optimize=False)
+    return buffer.getvalue()
+
+
+def _outline(gt: np.ndarray, size: tuple[int, int]) -> Image.Image:
+    """A mask (mode L) of the ground truth's boundary, 2 px wide, at `size`."""
+    region = Image.fromarray(gt.astype(np.uint8) * 255).resize(size, Image.Resampling.NEAREST)
+    return ImageChops.subtract(
+        region.filter(ImageFilter.MaxFilter(3)), region.filter(ImageFilter.MinFilter(3))
+    )
+
+
+def labelled_overlay(
+    src: ImageInput,
+    r: DetectionResult,
+    gt: np.ndarray | None,
+    truth: bool,
+    ref: str,
+    threshold: float,
+    height: int = 220,
+) -> Image.Image:
+    """The image with its ground-truth outline | prediction (heat map and mask) | a caption that says
+    right or wrong, in a frame coloured by it."""
     img = open_image(src)
     w = max(1, round(img.width * height / img.height))
     base = img.resize((w, height))
+    left = base.copy()
+    if gt is not None and gt.any():
+        left.paste(Image.new("RGB", (w, height), (255, 215, 0)), (0, 0), _outline(gt, (w, height)))
     amap = np.asarray(Image.fromarray(r.anomaly_map, mode="F").resize((w, height)))
     lo, hi = float(amap.min()), float(max(amap.max(), r.raw_score))
-    heat = Image.fromarray(heat_colors((amap - lo) / max(hi - lo, 1e-6)))
-    blend = Image.blend(base, heat, 0.45)
+    heat = Image.blend(base, Image.fromarray(heat_colors((amap - lo) / max(hi - lo, 1e-6))), 0.45)
     mask = Image.open(__import__("io").BytesIO(r.anomaly_mask_png)).convert("RGB").resize((w, height))
-    out = Image.new("RGB", (3 * w + 8, height + 18), "white")
-    out.paste(base, (0, 18))
-    out.paste(blend, (w + 4, 18))
-    out.paste(mask, (2 * w + 8, 18))
+    painted = mask.convert("L").point(lambda v: 0 if v >= 250 else 255)
+    right = base.copy()
+    right.paste(Image.blend(base, mask, 0.65), (0, 0), painted)
+    if gt is not None and gt.any():
+        right.paste(Image.new("RGB", (w, height), (255, 215, 0)), (0, 0), _outline(gt, (w, height)))
+    correct = r.is_anomalous == truth
+    frame = (0, 128, 0) if correct else (200, 0, 0)
+    band, pad = 68, 4
+    out = Image.new("RGB", (3 * w + 4 * pad, height + band + pad), frame)
+    out.paste(Image.new("RGB", (3 * w + 2 * pad, band - pad), "white"), (pad, pad))
+    for k, panel in enumerate((left, heat, right)):
+        out.paste(panel, (pad + k * (w + pad), band))
     d = ImageDraw.Draw(out)
-    verdict = "ANOMALY" if r.is_anomalous else "normal"
-    d.text((2, 2), f"{verdict} conf {r.confidence:.3f} score {r.raw_score:.3f}", fill=(0, 0, 0))
+    outcome = ImageResult(ref, truth, r.is_anomalous, 0, 0, 0, None, []).outcome
+    verdict = ("RIGHT: " if correct else "WRONG: ") + outcome
+    classes = ", ".join(a["Name"] for a in r.anomalies[1:]) or "none"
+    d.text((pad + 4, pad + 2), verdict, fill=frame, font=font(15))
+    said = "anomaly" if r.is_anomalous else "normal"
+    lines = (
+        f"truth {'anomaly' if truth else 'normal'}, predicted {said}",
+        f"score {r.raw_score:.2f} (threshold {threshold:.2f}), confidence {r.confidence:.2f}",
+        f"classes found: {classes}",
+    )
+    for k, line in enumerate(lines):
+        d.text((pad + 4, pad + 22 + 14 * k), _fit(d, line, 3 * w), fill=(0, 0, 0), font=font(11))
+    name = _safe(ref)
+    d.text(
+        (3 * w + 2 * pad - d.textlength(name, font=font(11)), pad + 4), name, fill=(90, 90, 90), font=font(11)
+    )
     return out
 
 
+def _fit(d: ImageDraw.ImageDraw, text: str, width: float) -> str:
+    """The text, shortened with an ellipsis until it fits `width` pixels."""
+    while len(text) > 4 and d.textlength(text, font=font(11)) > width:
+        text = text[:-5] + "..."
+    return text
+
+
 def plot_curve(
-    x: np.ndarray, y: np.ndarray, title: str, xlabel: str, ylabel: str, note: str, size: int = 420
+    x: np.ndarray,
+    y: np.ndarray,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    note: str,
+    point: tuple[float, float] | None = None,
+    size: int = 420,
 ) -> Image.Image:
-    m = 48
+    """A curve with labelled axes; `point` (the model's threshold) is marked and labelled."""
     img = Image.new("RGB", (size, size), "white")
     d = ImageDraw.Draw(img)
-    x0, y0, x1, y1 = m, 24, size - 16, size - m
+    x0, y0, x1, y1 = 64, 34, size - 16, size - 50
+    small, big = font(11), font(14)
     d.rectangle((x0, y0, x1, y1), outline=(0, 0, 0))
     for t in np.linspace(0, 1, 6):
         px = x0 + t * (x1 - x0)
         py = y1 - t * (y1 - y0)
-        d.line((px, y1, px, y1 + 4), fill=(0, 0, 0))
-        d.line((x0 - 4, py, x0, py), fill=(0, 0, 0))
-        d.text((px - 8, y1 + 6), f"{t:.1f}", fill=(0, 0, 0))
-        d.text((4, py - 6), f"{t:.1f}", fill=(0, 0, 0))
         d.line((px, y0, px, y1), fill=(230, 230, 230))
         d.line((x0, py, x1, py), fill=(230, 230, 230))
+        d.line((px, y1, px, y1 + 4), fill=(0, 0, 0))
+        d.line((x0 - 4, py, x0, py), fill=(0, 0, 0))
+        d.text((px, y1 + 6), f"{t:.1f}", fill=(0, 0, 0), font=small, anchor="ma")
+        d.text((x0 - 6, py), f"{t:.1f}", fill=(0, 0, 0), font=small, anchor="rm")
+    d.rectangle((x0, y0, x1, y1), outline=(0, 0, 0))
     pts = [(x0 + float(a) * (x1 - x0), y1 - float(b) * (y1 - y0)) for a, b in zip(x, y, strict=True)]
     if len(pts) > 1:
         d.line(pts, fill=hex_to_rgb("#1F77B4"), width=2)
-    d.text((x0, 6), f"{title}   {note}", fill=(0, 0, 0))
-    d.text(((x0 + x1) // 2 - 40, size - 20), xlabel, fill=(0, 0, 0))
-    d.text((4, 8), ylabel[:1], fill=(0, 0, 0))
+    if point is not None:
+        px, py = x0 + point[0] * (x1 - x0), y1 - point[1] * (y1 - y0)
+        d.ellipse((px - 5, py - 5, px + 5, py + 5), outline=(214, 39, 40), width=2)
+        label = f"threshold ({point[0]:.2f}, {point[1]:.2f})"
+        anchor = "ra" if px > (x0 + x1) / 2 else "la"
+        d.text(
+            (px + (-8 if anchor == "ra" else 8), py + 6), label, fill=(214, 39, 40), font=small, anchor=anchor
+        )
+    d.text((x0, 8), f"{title}   {note}", fill=(0, 0, 0), font=big)
+    d.text(((x0 + x1) / 2, size - 8), xlabel, fill=(0, 0, 0), font=small, anchor="md")
+    # The y label, drawn on its own strip and turned upright so it is never clipped.
+    strip = Image.new("RGB", (y1 - y0, 16), "white")
+    ImageDraw.Draw(strip).text(((y1 - y0) / 2, 8), ylabel, fill=(0, 0, 0), font=small, anchor="mm")
+    img.paste(strip.rotate(90, expand=True), (6, y0))
     return img
 
 
-def plot_scores(
-    images: list[ImageResult], threshold: float, size: tuple[int, int] = (520, 300)
-) -> Image.Image:
-    """Histogram of raw scores, normal (green) vs anomalous (red), with the threshold line."""
-    w, h = size
-    img = Image.new("RGB", size, "white")
+def plot_scores(images: list[ImageResult], threshold: float, size: tuple[int, int] = (560, 0)) -> Image.Image:
+    """One score histogram per class (normal, then each anomaly class), the threshold on each."""
+    groups: dict[str, list[float]] = {"normal": []}
+    for r in images:
+        groups.setdefault((r.class_name or "anomaly") if r.label else "normal", []).append(r.raw_score)
+    row, top_margin, left, right = 70, 30, 110, 14
+    w = size[0]
+    h = top_margin + row * len(groups) + 34
+    img = Image.new("RGB", (w, h), "white")
     d = ImageDraw.Draw(img)
-    s = np.array([r.raw_score for r in images] + [threshold])
-    lo, hi = float(s.min()), float(s.max())
+    every = np.array([r.raw_score for r in images] + [threshold])
+    lo, hi = float(every.min()), float(every.max())
     hi = hi if hi > lo else lo + 1
-    bins = 40
-    x0, y0, x1, y1 = 30, 20, w - 10, h - 30
-    counts = []
-    for lab in (False, True):
-        v = np.array([r.raw_score for r in images if r.label == lab])
-        counts.append(np.histogram(v, bins=bins, range=(lo, hi))[0])
-    top = max(1, max(int(c.max()) for c in counts))
+    bins, x0, x1 = 40, left, w - right
     bw = (x1 - x0) / bins
-    for c, col in zip(counts, ((44, 160, 44, 140), (214, 39, 40, 140)), strict=True):
-        layer = Image.new("RGBA", size, (0, 0, 0, 0))
-        ld = ImageDraw.Draw(layer)
-        for i, n in enumerate(c):
-            if n:
-                ld.rectangle((x0 + i * bw, y1 - n / top * (y1 - y0), x0 + (i + 1) * bw - 1, y1), fill=col)
-        img.paste(layer, (0, 0), layer)
     tx = x0 + (threshold - lo) / (hi - lo) * (x1 - x0)
-    d.line((tx, y0, tx, y1), fill=(0, 0, 0), width=2)
-    d.rectangle((x0, y0, x1, y1), outline=(0, 0, 0))
-    d.text((x0, 4), f"raw scores: normal (green), anomalous (red); threshold {threshold:.3f}", fill=(0, 0, 0))
-    d.text((x0, y1 + 6), f"{lo:.2f}", fill=(0, 0, 0))
-    d.text((x1 - 40, y1 + 6), f"{hi:.2f}", fill=(0, 0, 0))
+    for k, (name, values) in enumerate(groups.items()):
+        y0, y1 = top_margin + k * row + 6, top_margin + (k + 1) * row
+        counts = np.histogram(np.array(values), bins=bins, range=(lo, hi))[0]
+        peak = max(1, int(counts.max()) if counts.size else 1)
+        color = (44, 160, 44) if name == "normal" else (214, 39, 40)
+        for i, n in enumerate(counts):
+            if n:
+                d.rectangle((x0 + i * bw, y1 - n / peak * (y1 - y0), x0 + (i + 1) * bw - 1, y1), fill=color)
+        d.line((x0, y1, x1, y1), fill=(0, 0, 0))
+        d.text((x0 - 8, (y0 + y1) / 2), f"{name} ({len(values)})", fill=(0, 0, 0), font=font(12), anchor="rm")
+    d.line((tx, top_margin, tx, h - 34), fill=(0, 0, 0), width=2)
+    d.text((tx, h - 30), f"threshold {threshold:.2f}", fill=(0, 0, 0), font=font(11), anchor="ma")
+    d.text((x0, h - 16), f"{lo:.2f}", fill=(0, 0, 0), font=font(11))
+    d.text((x1, h - 16), f"{hi:.2f}", fill=(0, 0, 0), font=font(11), anchor="ra")
+    d.text(
+        (8, 8),
+        "Anomaly score per class (raw score; right of the line = anomalous)",
+        fill=(0, 0, 0),
+        font=font(13),
+    )
     return img

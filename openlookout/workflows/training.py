@@ -221,7 +221,7 @@ def run_training(spec: JobSpec, progress: Callable[[str], None] | None = None) -
         uris = {i.uri for i in spec.train + spec.test} | {
             m.uri for i in spec.train + spec.test for m in i.masks
         }
-        log(f"downloading {len(uris)} images and masks")
+        log(f"Downloading {len(uris)} images and masks")
         with ThreadPoolExecutor(max_workers=16) as pool:
             local = dict(zip(uris, pool.map(lambda uri: _download(uri, work), uris), strict=True))
 
@@ -233,30 +233,33 @@ def run_training(spec: JobSpec, progress: Callable[[str], None] | None = None) -
                 anomalies.append(ml_training.LabeledAnomaly(str(local[image.uri])))
             for mask, name, color in parts:
                 anomalies.append(ml_training.LabeledAnomaly(str(local[image.uri]), mask, name, color))
-        log(f"training on {len(normals)} normal and {len(anomalies)} anomalous images")
+        log(f"Training on {len(normals)} normal and {len(anomalies)} anomalous images")
         model_dir = work / "model"
         with _ONE_TRAINING_AT_A_TIME:
             result = ml_training.train(normals, anomalies=anomalies, progress=log)
             onnx_path, manifest_path = result.export(model_dir)
         put_file(spec.artifact_bucket, f"{spec.artifact_prefix}model.onnx", onnx_path)
         put_file(spec.artifact_bucket, f"{spec.artifact_prefix}model.json", manifest_path)
-        log(f"model written to s3://{spec.artifact_bucket}/{spec.artifact_prefix}")
+        log(f"Model written to s3://{spec.artifact_bucket}/{spec.artifact_prefix}")
 
         detector = Detector.load(model_dir)
         samples = []
         for image in spec.test:
-            mask = None
+            mask, class_name = None, None
             if image.masks:
                 parts = _split_mask(local[image.masks[0].uri], image.masks[0].colors)
                 if parts:
                     import numpy as np
 
                     mask = np.maximum.reduce([p[0] for p in parts])
+                    class_name = parts[0][1]  # the report's per-class histograms
             samples.append(
-                ml_evaluation.TestSample(str(local[image.uri]), image.anomalous, mask, None, image.uri)
+                ml_evaluation.TestSample(str(local[image.uri]), image.anomalous, mask, class_name, image.uri)
             )
-        log(f"evaluating on {len(samples)} test images")
-        evaluation = ml_evaluation.evaluate(detector, samples, number_of_training_images=len(spec.train))
+        log(f"Evaluating: 0 of {len(samples)}")
+        evaluation = ml_evaluation.evaluate(
+            detector, samples, number_of_training_images=len(spec.train), progress=progress
+        )
         version = str(spec.model_version)
         names = f"{spec.project_name}-{version}"
         manifest_key = f"{spec.output_prefix}EvaluationManifest-{names}.json"
@@ -271,8 +274,10 @@ def run_training(spec: JobSpec, progress: Callable[[str], None] | None = None) -
         encryption = encryption_args(spec.kms_key_id)
         put_file(spec.output_bucket, manifest_key, work / "manifest.jsonl", **encryption)
         put_file(spec.output_bucket, result_key, work / "result.json", **encryption)
-        for path in evaluation.write_report(work / "report"):
-            put_file(spec.output_bucket, f"{spec.output_prefix}EvaluationReport-{names}/{path.name}", path)
+        report = work / "report"
+        for path in evaluation.write_report(report):
+            relative = path.relative_to(report).as_posix()
+            put_file(spec.output_bucket, f"{spec.output_prefix}EvaluationReport-{names}/{relative}", path)
         # Performance is the evaluation result's aggregated metrics, so both always agree.
         aggregated = evaluation.result_document(model_arn=spec.model_arn)["AggregatedEvaluationResults"][
             "Metrics"
@@ -292,7 +297,42 @@ def run_training(spec: JobSpec, progress: Callable[[str], None] | None = None) -
 
 def train_from_spec_location(bucket: str, key: str) -> dict[str, Any]:
     spec = JobSpec.from_dict(json.loads(s3.get_text(bucket, key)))
-    return run_training(spec)
+    return run_training(spec, progress=StatusReporter(spec.project_name, spec.model_version))
+
+
+class StatusReporter:
+    """Training progress into the model's StatusMessage while it is TRAINING: every message is
+    logged, but the table is written at most once per `interval` seconds (and never after the
+    model left TRAINING, so a late message cannot undo Finish or Fail)."""
+
+    def __init__(self, project_name: str, model_version: int, interval: float = 3.0) -> None:
+        self.project_name, self.model_version, self.interval = project_name, model_version, interval
+        self.last_write = float("-inf")
+
+    def __call__(self, message: str) -> None:
+        logger.info(message)
+        now = time.monotonic()
+        if now - self.last_write < self.interval:
+            return
+        self.last_write = now
+        write_progress(self.project_name, self.model_version, message)
+
+
+def write_progress(project_name: str, model_version: int, message: str) -> bool:
+    """Sets StatusMessage if the model is still TRAINING; False when it is not (or the write lost)."""
+    message = message[:1000]  # StatusMessage stays short whatever the engine logs
+    try:
+        model = get_model(project_name, model_version)
+        if model.status != str(ModelStatus.TRAINING):
+            return False
+        model.update(
+            actions=[ModelItem.status_message.set(message)],
+            condition=ModelItem.status == str(ModelStatus.TRAINING),
+        )
+    except Exception as error:  # progress is best effort: training goes on without it
+        logger.info("progress not recorded", extra={"reason": str(error)})
+        return False
+    return True
 
 
 def finish(project_name: str, model_version: int, outcome: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,54 @@
+"""The evaluation report's ordering and page, from hand-made results (no model needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from openlookout.ml.evaluation import Evaluation, ImageResult, plot_scores, worst_first
+from openlookout.ml.report import write_index
+
+
+def result(ref: str, label: bool, predicted: bool, score: float, cls: str | None = None) -> ImageResult:
+    return ImageResult(ref, label, predicted, 0.9, 0.5, score, cls, [], overlay_png=b"\x89PNG")
+
+
+def test_worst_first_puts_false_positives_then_false_negatives_first() -> None:
+    images = [
+        result("tn", False, False, 1.0),
+        result("fn-close", True, False, 2.5),
+        result("fp-high", False, True, 4.0),
+        result("tp", True, True, 3.5),
+        result("fn-far", True, False, 1.1),
+        result("fp-low", False, True, 3.0),
+    ]
+    order = [r.source_ref for r in worst_first(images)]
+    assert order[:4] == ["fp-high", "fp-low", "fn-far", "fn-close"]
+    assert [r.outcome for r in images[:2]] == ["true negative", "false negative"]
+
+
+def test_index_has_metrics_confusion_and_every_image(tmp_path: Path) -> None:
+    images = [
+        result("s3://b/good/1.png", False, True, 3.0),
+        result("s3://b/dent/2.png", True, True, 4.0, "dent"),
+    ]
+    ev = Evaluation(
+        {"images": 2, "precision": 0.5, "f1": 0.667}, images, threshold=2.5, number_of_training_images=9
+    )
+    scores = tmp_path / "scores.png"
+    plot_scores(images, 2.5).save(scores)
+    page = write_index(ev, tmp_path / "index.html", {"scores.png": scores}).read_text()
+    assert page.index("good/1.png") < page.index("dent/2.png")  # the false positive first
+    assert "WRONG, false positive" in page and page.count("<figure>") == 2
+    assert ">0.500<" in page and "truly normal" in page
+
+
+def test_score_histogram_has_a_row_per_class() -> None:
+    images = [
+        result("a", False, False, 1.0),
+        result("b", True, True, 3.0, "dent"),
+        result("c", True, True, 3.2, "stain"),
+    ]
+    picture = np.asarray(plot_scores(images, 2.0))
+    assert picture.shape[0] == 30 + 70 * 3 + 34  # normal, dent, stain
