@@ -10,6 +10,7 @@ import {
 import { CreateBucketCommand, HeadBucketCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { imageUrl, lv, s3, settings } from "./api";
 import { changes, newEntry, parseEntry, parseS3Uri, uniquePaths, uploadKey, withLabel, type Entry, type Label } from "./manifest";
+import { MaskEditor } from "./mask";
 import { Card, Status, sleep, useAction } from "./ui";
 
 const PAGE_SIZE = 48;
@@ -105,6 +106,7 @@ export function DatasetView({ project, type, onDeleted }: { project: string; typ
   const [uploadLabel, setUploadLabel] = useState<Label>(type === "train" ? "normal" : null);
   const [progress, setProgress] = useState("");
   const [dragging, setDragging] = useState(false);
+  const [painting, setPainting] = useState<number | null>(null); // index in page.entries
   const [busy, run] = useAction();
 
   const load = (token?: string) =>
@@ -157,8 +159,16 @@ export function DatasetView({ project, type, onDeleted }: { project: string; typ
     setSelected(next);
   };
 
+  const closeEditor = (saved: boolean) => {
+    setPainting(null);
+    if (saved) void run(async () => (await settled(project, type), await load(tokens[tokens.length - 1])));
+  };
+
   return (
     <div>
+      {painting !== null && page.entries[painting] && (
+        <MaskEditor project={project} type={type} entry={page.entries[painting]} imageUrl={page.urls[painting]} onClose={closeEditor} />
+      )}
       <Card title={`${type} dataset`}>
         <div class="stats" id="image-stats">
           <span>Status <Status value={desc?.Status} /></span>
@@ -204,6 +214,7 @@ export function DatasetView({ project, type, onDeleted }: { project: string; typ
           <button id="select-page" onClick={() => setSelected(new Set(shown.map((e) => e.sourceRef)))}>Select page</button>
           <button id="label-normal" disabled={busy || selected.size === 0} onClick={() => label("normal")}>Label normal</button>
           <button id="label-anomaly" disabled={busy || selected.size === 0} onClick={() => label("anomaly")}>Label anomaly</button>
+          <button id="paint-mask" disabled={busy || selected.size !== 1} onClick={() => setPainting(page.entries.findIndex((e) => selected.has(e.sourceRef)))}>Paint mask</button>
           <span class="spacer" />
           <button disabled={busy || tokens.length < 2} onClick={() => { const t = tokens.slice(0, -1); setTokens(t); void load(t[t.length - 1]); }}>Previous</button>
           <span class="muted">page {tokens.length}</span>

@@ -6,6 +6,8 @@ Screenshots of each page land in build/console/ for a look.
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import shutil
 import subprocess
@@ -18,6 +20,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
+from PIL import Image
 
 from tests.contract.conftest import DUMMY_CREDENTIALS, REGION, ROOT, LocalServer, free_port
 
@@ -103,6 +106,26 @@ def stats(lv: Any, project: str, dataset_type: str) -> dict[str, int]:
     return dict(described["ImageStats"])
 
 
+def check_mask(server: LocalServer, lv: Any, project: str) -> None:
+    """The entry has L4V's anomaly-mask-ref, and the PNG holds only white and the type's colour."""
+    lines = lv.list_dataset_entries(ProjectName=project, DatasetType="test", AnomalyClass="anomaly")
+    entries = [json.loads(line) for line in lines["DatasetEntries"]]
+    masked = [e for e in entries if "anomaly-mask-ref" in e]
+    assert len(masked) == 1
+    colour_map = masked[0]["anomaly-mask-ref-metadata"]["internal-color-map"]
+    assert colour_map["1"] == {"class-name": "defect", "hex-color": "#23a436"}
+    bucket, key = masked[0]["anomaly-mask-ref"][len("s3://") :].split("/", 1)
+    s3 = boto3.client(
+        "s3", endpoint_url=server.endpoint_url, region_name=REGION, **DUMMY_CREDENTIALS,
+        config=Config(s3={"addressing_style": "path"}),
+    )  # fmt: skip
+    mask = Image.open(io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read())).convert("RGB")
+    colours = {colour for _, colour in mask.getcolors(1 << 16) or []}
+    assert colours == {(255, 255, 255), (0x23, 0xA4, 0x36)}
+    painted = sum(count for count, colour in mask.getcolors(1 << 16) or [] if colour != (255, 255, 255))
+    assert 0.005 < painted / (mask.width * mask.height) < 0.2  # the stroke and polygon, not the undone dab
+
+
 def upload(page: Any, files: list[Path], label: str) -> None:
     page.select_option("#upload-label", label)
     page.set_input_files("#upload", [str(f) for f in files])
@@ -152,10 +175,33 @@ def test_console_from_photos_to_trial_detection(
     assert stats(lv, project, "test") == {"Total": 5, "Labeled": 5, "Normal": 3, "Anomaly": 2}
     page.select_option("#filter", "all")
     page.wait_for_function("document.querySelectorAll('#grid figure[data-label=anomaly]').length === 2")
+
+    # 4. paint one mask: a brush stroke, an undone stroke, a polygon
+    page.locator("#grid figure[data-label=anomaly]").first.click()
+    page.click("#paint-mask")
+    canvas = page.locator("#mask-canvas")
+    page.wait_for_function("document.querySelector('#mask-canvas').width === 256")
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.3)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.3, steps=8)
+    page.mouse.up()
+    page.mouse.click(box["x"] + box["width"] * 0.8, box["y"] + box["height"] * 0.8)  # a stray dab...
+    page.click("#undo")  # ...undone
+    page.click("#tool-polygon")
+    box = canvas.bounding_box()  # the toolbar may have grown
+    for fx, fy in ((0.6, 0.6), (0.7, 0.6), (0.65, 0.7)):
+        page.mouse.click(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy)
+    page.click("#close-polygon")
+    shot(page, "mask-editor")
+    page.click("#save-mask")
+    page.wait_for_selector("#mask-editor", state="detached")
+    page.wait_for_selector("#grid figure .type:has-text('defect')")
+    check_mask(server, lv, project)
     page.wait_for_function("[...document.images].every(i => i.complete && i.naturalWidth > 0)")
     shot(page, "dataset")
 
-    # 4. train, watching the status the API reports
+    # 5. train, watching the status the API reports
     page.click("#tab-models")
     page.fill("#model-description", "trained-in-the-console")
     page.click("#train")
@@ -165,18 +211,18 @@ def test_console_from_photos_to_trial_detection(
     assert model["Status"] == "TRAINED" and model["Description"] == "trained-in-the-console"
     shot(page, "models")
 
-    # 5. the evaluation, as the API reports it
+    # 6. the evaluation, as the API reports it
     page.click("text=version 1")
     page.wait_for_selector("#model-status .status[data-status=TRAINED]")
     f1 = model["Performance"]["F1Score"]
     assert page.locator("[data-metric=f1]").inner_text() == f"{f1:.3f}"
 
-    # 6. host it
+    # 7. host it
     page.click("#start-model")
     page.wait_for_selector("#model-status .status[data-status=HOSTED]", timeout=60_000)
     assert lv.describe_model(ProjectName=project, ModelVersion="1")["ModelDescription"]["Status"] == "HOSTED"
 
-    # 7. trial detection: the page shows what DetectAnomalies says for the same image
+    # 8. trial detection: the page shows what DetectAnomalies says for the same image
     trial = [defects[2], sorted((images / "test" / "good").glob("*.jpg"))[0]]
     page.set_input_files("#trial-files", [str(p) for p in trial])
     page.wait_for_selector("#verdict")
@@ -194,7 +240,7 @@ def test_console_from_photos_to_trial_detection(
     page.wait_for_selector(f"#trial:has-text('2 / 2: {trial[1].name}')")
     page.wait_for_selector("#verdict")
 
-    # 8. stop hosting
+    # 9. stop hosting
     page.click("#stop-model")
     page.wait_for_selector("#model-status .status[data-status=TRAINED]", timeout=60_000)
     assert lv.describe_model(ProjectName=project, ModelVersion="1")["ModelDescription"]["Status"] == "TRAINED"
