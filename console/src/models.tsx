@@ -12,6 +12,7 @@ import {
   type ModelMetadata,
 } from "@aws-sdk/client-lookoutvision";
 import { lv, settings } from "./api";
+import { EvaluationView } from "./evaluationView";
 import { Card, Status, report, sleep, useAction, when } from "./ui";
 
 const TRANSITIONAL = /^(TRAINING|STARTING_HOSTING|STOPPING_HOSTING|DELETING)$/;
@@ -153,6 +154,7 @@ export function ModelPage({ project, version }: { project: string; version: stri
         </div>
       </Card>
       {status === "HOSTED" ? <TrialDetection project={project} version={version} /> : <Card title="Trial detection"><p class="muted">Start the model to try it on images.</p></Card>}
+      {model?.EvaluationManifest && <EvaluationView model={model} />}
     </div>
   );
 }

@@ -106,6 +106,17 @@ def stats(lv: Any, project: str, dataset_type: str) -> dict[str, int]:
     return dict(described["ImageStats"])
 
 
+def s3_client(server: LocalServer) -> Any:
+    return boto3.client(
+        "s3", endpoint_url=server.endpoint_url, region_name=REGION, **DUMMY_CREDENTIALS,
+        config=Config(s3={"addressing_style": "path"}),
+    )  # fmt: skip
+
+
+def read_s3(s3: Any, location: dict[str, str]) -> str:
+    return str(s3.get_object(Bucket=location["Bucket"], Key=location["Key"])["Body"].read().decode())
+
+
 def check_mask(server: LocalServer, lv: Any, project: str) -> None:
     """The entry has L4V's anomaly-mask-ref, and the PNG holds only white and the type's colour."""
     lines = lv.list_dataset_entries(ProjectName=project, DatasetType="test", AnomalyClass="anomaly")
@@ -115,10 +126,7 @@ def check_mask(server: LocalServer, lv: Any, project: str) -> None:
     colour_map = masked[0]["anomaly-mask-ref-metadata"]["internal-color-map"]
     assert colour_map["1"] == {"class-name": "defect", "hex-color": "#23a436"}
     bucket, key = masked[0]["anomaly-mask-ref"][len("s3://") :].split("/", 1)
-    s3 = boto3.client(
-        "s3", endpoint_url=server.endpoint_url, region_name=REGION, **DUMMY_CREDENTIALS,
-        config=Config(s3={"addressing_style": "path"}),
-    )  # fmt: skip
+    s3 = s3_client(server)
     mask = Image.open(io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read())).convert("RGB")
     colours = {colour for _, colour in mask.getcolors(1 << 16) or []}
     assert colours == {(255, 255, 255), (0x23, 0xA4, 0x36)}
@@ -216,6 +224,14 @@ def test_console_from_photos_to_trial_detection(
     page.wait_for_selector("#model-status .status[data-status=TRAINED]")
     f1 = model["Performance"]["F1Score"]
     assert page.locator("[data-metric=f1]").inner_text() == f"{f1:.3f}"
+    s3 = s3_client(server)
+    result = json.loads(read_s3(s3, model["EvaluationResult"]))["AggregatedEvaluationResults"]["Metrics"]
+    judged = read_s3(s3, model["EvaluationManifest"]).splitlines()
+    page.wait_for_selector(f"[data-metric=tested]:has-text('{len(judged)}')")
+    assert page.locator("[data-metric=rocauc]").inner_text() == f"{result['ROCAUC']:.3f}"
+    assert page.locator("#evaluation-images figure").count() == len(judged)
+    page.wait_for_function("[...document.images].every(i => i.complete && i.naturalWidth > 0)")
+    shot(page, "evaluation")
 
     # 7. host it
     page.click("#start-model")
