@@ -14,12 +14,13 @@ PORT ?= 3000
 # The training function is a container image: without a Docker daemon, build everything else.
 SAM_BUILD_FLAGS ?= $(if $(shell docker info >/dev/null 2>&1 && echo yes),,--exclude TrainModelFunction)
 
-.PHONY: help install demo serve test lint typecheck template test-python integration bench bench-washers bench-suite bench-api reliability clean distclean
+.PHONY: help install demo serve test lint typecheck template test-python integration bench bench-washers bench-suite bench-api reliability console console-test clean distclean
 
 help:
 	@echo "make install      create .venv (openlookout, torch CPU, test tools), node_modules, SAM CLI"
 	@echo "make demo         start the local service and run the boto3 walkthrough against it"
-	@echo "make serve        run 'openlookout serve' on 127.0.0.1:$(PORT) (data in ./.openlookout)"
+	@echo "make serve        run 'openlookout serve' on 127.0.0.1:$(PORT) (data in ./.openlookout); console at /console/"
+	@echo "make console      build the web console (console/dist) after a change to console/"
 	@echo "make test         lint, type-check, validate and build the template, run all tests"
 	@echo "make integration  run the contract tests against a deployed stack (OPENLOOKOUT_ENDPOINT)"
 	@echo "make bench        engine benchmark on DATA=$(DATA) (CONFIG='{...}' overrides EngineConfig)"
@@ -60,7 +61,23 @@ $(PY312):
 java-runtime:
 	@command -v java >/dev/null || { apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless; }
 
-install: $(VENV)/.installed node_modules/.installed $(SAM_VENV)/.installed $(PY312) java-runtime
+# The web console: its own package.json and lock file; built output (console/dist) is not committed.
+CONSOLE_SOURCES := $(wildcard console/src/* console/static/* console/test/*) console/build.mjs console/tsconfig.json
+console/node_modules/.installed: console/package.json console/package-lock.json
+	@command -v node >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs npm; }
+	cd console && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+console/dist/index.html: console/node_modules/.installed $(CONSOLE_SOURCES)
+	cd console && node build.mjs
+
+console: console/dist/index.html
+
+# A real browser for the console's end-to-end test (Playwright drives it through executable_path).
+chromium-browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
+
+install: $(VENV)/.installed node_modules/.installed $(SAM_VENV)/.installed $(PY312) java-runtime console chromium-browser
 
 # ------------------------------------------------------------------ running
 demo: $(VENV)/.installed node_modules/.installed java-runtime
@@ -74,8 +91,13 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check openlookout
 
-typecheck: $(VENV)/.installed
+typecheck: $(VENV)/.installed console/node_modules/.installed
 	$(VENV)/bin/mypy
+	cd console && npx --no-install tsc --noEmit -p .
+
+# The console's own unit tests (node:test); the browser test is tests/e2e, run by test-python.
+console-test: console
+	cd console && node --test dist-test/
 
 template: install
 	$(VENV)/bin/cfn-lint template.yaml
@@ -86,7 +108,7 @@ template: install
 test-python: install
 	$(PY) -m pytest -m "not slow and not integration" -p no:cacheprovider $(PYTEST_ARGS)
 
-test: lint typecheck template test-python
+test: lint typecheck template console-test test-python
 
 # OPENLOOKOUT_ENDPOINT=https://<api-id>.execute-api.<region>.amazonaws.com/v1 (the stack's ApiEndpoint output)
 integration: install

@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 from xml.sax.saxutils import escape as xml_escape
 
 from openlookout.api.s3_names import bucket_name_problem, key_problem
+from openlookout.local.console import is_console_request, serve_console
 from openlookout.local.lambdas import Functions
 from openlookout.local.template import Route
 
@@ -477,6 +478,8 @@ class Gateway:
                 if self.states is None:
                     return json_error(start_response, 400, "UnknownOperationException", "No Step Functions")
                 return self.states(environ, start_response)
+            if service is None and is_console_request(environ):
+                return serve_console(environ, start_response)
             return self.api(environ, start_response)
         except ConnectionError as error:
             log.error("backend unreachable: %s", error)

@@ -1,0 +1,263 @@
+"""The web console end to end: a real headless Chromium (Debian's `chromium`, driven by Playwright)
+against a real `openlookout serve`, checking after each step what the API says through boto3.
+
+Screenshots of each page land in build/console/ for a look.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from PIL import Image
+
+from tests.contract.conftest import DUMMY_CREDENTIALS, REGION, ROOT, LocalServer, free_port
+
+pytestmark = [pytest.mark.timeout(600)]
+
+SHOTS = ROOT / "build" / "console"
+CONSOLE = ROOT / "console" / "dist" / "index.html"
+TRAIN_WAIT_MS = 300_000  # a busy 2-core box trains the small set in well under a minute
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[LocalServer]:
+    tmp = Path(tempfile.mkdtemp(prefix="openlookout-console-"))
+    local = LocalServer(tmp / "data", free_port())
+    local.command = lambda: [  # type: ignore[method-assign]  # the plain template: no test overlay
+        sys.executable, "-m", "openlookout.cli", "serve",
+        "--port", str(local.port), "--data-dir", str(local.data_dir),
+        "--template", str(ROOT / "template.yaml"),
+    ]  # fmt: skip
+    local.start()
+    try:
+        yield local
+    finally:
+        local.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("washers")
+    subprocess.run(
+        [sys.executable, "-m", "openlookout.examples", str(root), "--normal", "12", "--test-normal", "3",
+         "--per-defect", "1", "--train-per-defect", "0", "--seed", "5"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return root
+
+
+@pytest.fixture(scope="module")
+def lv(server: LocalServer) -> Any:
+    return boto3.client(
+        "lookoutvision", endpoint_url=server.endpoint_url, region_name=REGION, **DUMMY_CREDENTIALS,
+        config=Config(retries={"max_attempts": 2}),
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def page(server: LocalServer) -> Iterator[Any]:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    chromium = shutil.which("chromium") or os.environ.get("CHROMIUM")
+    assert chromium, "no chromium on PATH: `make install` installs Debian's chromium package"
+    assert CONSOLE.is_file(), "the console is not built: run `make console`"
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        context = browser.new_context(viewport={"width": 1280, "height": 860})
+        tab = context.new_page()
+        errors: list[str] = []
+        tab.on("pageerror", lambda error: errors.append(str(error)))
+        tab.set_default_timeout(30_000)
+        yield tab
+        browser.close()
+        assert not errors, f"uncaught errors in the page: {errors}"
+
+
+@pytest.fixture(autouse=True)
+def failure_screenshot(request: pytest.FixtureRequest, page: Any) -> Iterator[None]:
+    yield
+    report = getattr(request.node, "rep_call", None)
+    if report is None or report.failed:
+        shot(page, "failure")
+        banner = page.locator("#error")
+        if banner.count():
+            print(f"error banner: {banner.inner_text()}")
+
+
+def shot(page: Any, name: str) -> None:
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def stats(lv: Any, project: str, dataset_type: str) -> dict[str, int]:
+    described = lv.describe_dataset(ProjectName=project, DatasetType=dataset_type)["DatasetDescription"]
+    return dict(described["ImageStats"])
+
+
+def s3_client(server: LocalServer) -> Any:
+    return boto3.client(
+        "s3", endpoint_url=server.endpoint_url, region_name=REGION, **DUMMY_CREDENTIALS,
+        config=Config(s3={"addressing_style": "path"}),
+    )  # fmt: skip
+
+
+def read_s3(s3: Any, location: dict[str, str]) -> str:
+    return str(s3.get_object(Bucket=location["Bucket"], Key=location["Key"])["Body"].read().decode())
+
+
+def check_mask(server: LocalServer, lv: Any, project: str) -> None:
+    """The entry has L4V's anomaly-mask-ref, and the PNG holds only white and the type's colour."""
+    lines = lv.list_dataset_entries(ProjectName=project, DatasetType="test", AnomalyClass="anomaly")
+    entries = [json.loads(line) for line in lines["DatasetEntries"]]
+    masked = [e for e in entries if "anomaly-mask-ref" in e]
+    assert len(masked) == 1
+    colour_map = masked[0]["anomaly-mask-ref-metadata"]["internal-color-map"]
+    assert colour_map["1"] == {"class-name": "defect", "hex-color": "#23a436"}
+    bucket, key = masked[0]["anomaly-mask-ref"][len("s3://") :].split("/", 1)
+    s3 = s3_client(server)
+    mask = Image.open(io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read())).convert("RGB")
+    colours = {colour for _, colour in mask.getcolors(1 << 16) or []}
+    assert colours == {(255, 255, 255), (0x23, 0xA4, 0x36)}
+    painted = sum(count for count, colour in mask.getcolors(1 << 16) or [] if colour != (255, 255, 255))
+    assert 0.005 < painted / (mask.width * mask.height) < 0.2  # the stroke and polygon, not the undone dab
+
+
+def upload(page: Any, files: list[Path], label: str) -> None:
+    page.select_option("#upload-label", label)
+    page.set_input_files("#upload", [str(f) for f in files])
+    page.wait_for_selector(f"#upload-progress:has-text('added {len(files)} images')")
+
+
+def test_console_from_photos_to_trial_detection(
+    page: Any, server: LocalServer, lv: Any, images: Path
+) -> None:
+    project = "console-washers"
+    page.goto(f"{server.endpoint_url}/console/")
+    page.wait_for_selector("text=Create a project")
+
+    # 1. a project
+    page.fill("input[name=project-name]", project)
+    page.click("text=Create project")
+    page.wait_for_selector("#create-train")
+    assert lv.describe_project(ProjectName=project)["ProjectDescription"]["ProjectName"] == project
+
+    # the same name again: the API's ConflictException shows as a readable banner
+    page.goto(f"{server.endpoint_url}/console/#/")
+    page.fill("input[name=project-name]", project)
+    page.click("text=Create project")
+    assert "ConflictException" in page.locator("#error").inner_text()
+    shot(page, "projects")
+
+    # 2. the train dataset: 12 normal photos
+    page.goto(f"{server.endpoint_url}/console/#/projects/{project}/train")
+    page.click("#create-train")
+    upload(page, sorted((images / "train" / "good").glob("*.jpg")), "normal")
+    assert stats(lv, project, "train") == {"Total": 12, "Labeled": 12, "Normal": 12, "Anomaly": 0}
+    assert page.locator("#grid figure[data-label=normal]").count() == 12
+
+    # 3. the test dataset: normal photos labeled at upload, two defects unlabeled, then labeled here
+    page.click("#tab-test")
+    page.click("#create-test")
+    upload(page, sorted((images / "test" / "good").glob("*.jpg")), "normal")
+    defects = sorted(p for p in (images / "test").glob("*/*.jpg") if p.parent.name != "good")
+    upload(page, defects[:2], "")
+    assert stats(lv, project, "test") == {"Total": 5, "Labeled": 3, "Normal": 3, "Anomaly": 0}
+    page.select_option("#filter", "unlabeled")
+    page.wait_for_function("document.querySelectorAll('#grid figure').length === 2")
+    for figure in page.locator("#grid figure[data-label=unlabeled]").all():
+        figure.click()
+    page.click("#label-anomaly")
+    page.wait_for_selector("#grid:has-text('No image here')")
+    assert stats(lv, project, "test") == {"Total": 5, "Labeled": 5, "Normal": 3, "Anomaly": 2}
+    page.select_option("#filter", "all")
+    page.wait_for_function("document.querySelectorAll('#grid figure[data-label=anomaly]').length === 2")
+
+    # 4. paint one mask: a brush stroke, an undone stroke, a polygon
+    page.locator("#grid figure[data-label=anomaly]").first.click()
+    page.click("#paint-mask")
+    canvas = page.locator("#mask-canvas")
+    page.wait_for_function("document.querySelector('#mask-canvas').width === 256")
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.3)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.3, steps=8)
+    page.mouse.up()
+    page.mouse.click(box["x"] + box["width"] * 0.8, box["y"] + box["height"] * 0.8)  # a stray dab...
+    page.click("#undo")  # ...undone
+    page.click("#tool-polygon")
+    box = canvas.bounding_box()  # the toolbar may have grown
+    for fx, fy in ((0.6, 0.6), (0.7, 0.6), (0.65, 0.7)):
+        page.mouse.click(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy)
+    page.click("#close-polygon")
+    shot(page, "mask-editor")
+    page.click("#save-mask")
+    page.wait_for_selector("#mask-editor", state="detached")
+    page.wait_for_selector("#grid figure .type:has-text('defect')")
+    check_mask(server, lv, project)
+    page.wait_for_function("[...document.images].every(i => i.complete && i.naturalWidth > 0)")
+    shot(page, "dataset")
+
+    # 5. train, watching the status the API reports
+    page.click("#tab-models")
+    page.fill("#model-description", "trained-in-the-console")
+    page.click("#train")
+    page.wait_for_selector("#models .status")
+    page.wait_for_selector("#models .status[data-status=TRAINED]", timeout=TRAIN_WAIT_MS)
+    model = lv.describe_model(ProjectName=project, ModelVersion="1")["ModelDescription"]
+    assert model["Status"] == "TRAINED" and model["Description"] == "trained-in-the-console"
+    shot(page, "models")
+
+    # 6. the evaluation, as the API reports it
+    page.click("text=version 1")
+    page.wait_for_selector("#model-status .status[data-status=TRAINED]")
+    f1 = model["Performance"]["F1Score"]
+    assert page.locator("[data-metric=f1]").inner_text() == f"{f1:.3f}"
+    s3 = s3_client(server)
+    result = json.loads(read_s3(s3, model["EvaluationResult"]))["AggregatedEvaluationResults"]["Metrics"]
+    judged = read_s3(s3, model["EvaluationManifest"]).splitlines()
+    page.wait_for_selector(f"[data-metric=tested]:has-text('{len(judged)}')")
+    assert page.locator("[data-metric=rocauc]").inner_text() == f"{result['ROCAUC']:.3f}"
+    assert page.locator("#evaluation-images figure").count() == len(judged)
+    page.wait_for_function("[...document.images].every(i => i.complete && i.naturalWidth > 0)")
+    shot(page, "evaluation")
+
+    # 7. host it
+    page.click("#start-model")
+    page.wait_for_selector("#model-status .status[data-status=HOSTED]", timeout=60_000)
+    assert lv.describe_model(ProjectName=project, ModelVersion="1")["ModelDescription"]["Status"] == "HOSTED"
+
+    # 8. trial detection: the page shows what DetectAnomalies says for the same image
+    trial = [defects[2], sorted((images / "test" / "good").glob("*.jpg"))[0]]
+    page.set_input_files("#trial-files", [str(p) for p in trial])
+    page.wait_for_selector("#verdict")
+    expected = lv.detect_anomalies(
+        ProjectName=project, ModelVersion="1", ContentType="image/jpeg", Body=trial[0].read_bytes()
+    )["DetectAnomalyResult"]
+    assert page.locator("#verdict").get_attribute("data-anomalous") == str(expected["IsAnomalous"]).lower()
+    assert page.locator("#confidence").inner_text() == f"{expected['Confidence']:.3f}"
+    page.locator("#opacity").evaluate(
+        "e => { e.value = '0.7'; e.dispatchEvent(new Event('input', {bubbles: true})) }"
+    )
+    assert page.locator("img.mask").evaluate("e => getComputedStyle(e).opacity") == "0.7"
+    shot(page, "trial")
+    page.keyboard.press("ArrowRight")
+    page.wait_for_selector(f"#trial:has-text('2 / 2: {trial[1].name}')")
+    page.wait_for_selector("#verdict")
+
+    # 9. stop hosting
+    page.click("#stop-model")
+    page.wait_for_selector("#model-status .status[data-status=TRAINED]", timeout=60_000)
+    assert lv.describe_model(ProjectName=project, ModelVersion="1")["ModelDescription"]["Status"] == "TRAINED"
+    shot(page, "model")
