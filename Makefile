@@ -14,7 +14,7 @@ PORT ?= 3000
 # The training function is a container image: without a Docker daemon, build everything else.
 SAM_BUILD_FLAGS ?= $(if $(shell docker info >/dev/null 2>&1 && echo yes),,--exclude TrainModelFunction)
 
-.PHONY: help install demo serve test lint typecheck template test-python integration bench bench-washers bench-api clean distclean
+.PHONY: help install demo serve test lint typecheck template test-python integration bench bench-washers bench-api clean
 
 help:
 	@echo "make install      create .venv (openlookout, torch CPU, test tools), node_modules, SAM CLI"
@@ -109,5 +109,6 @@ clean:
 	rm -rf .aws-sam .mypy_cache .ruff_cache .pytest_cache build
 
 # Everything `make install`, `make serve` and `make demo` made: back to a fresh clone (plus your own files).
+.PHONY: distclean
 distclean: clean
 	rm -rf $(VENV) $(SAM_VENV) .tools node_modules .openlookout demo-output openlookout.egg-info
