@@ -148,5 +148,6 @@ clean:
 	rm -rf .aws-sam .mypy_cache .ruff_cache .pytest_cache build
 
 # Everything `make install`, `make serve` and `make demo` made: back to a fresh clone (plus your own files).
+.PHONY: distclean
 distclean: clean
 	rm -rf $(VENV) $(SAM_VENV) .tools node_modules .openlookout demo-output openlookout.egg-info

@@ -11,7 +11,7 @@ STAGE_STRIDE: dict[int, int] = {1: 2, 2: 4, 3: 8, 4: 16, 5: 16, 6: 32, 7: 32}
 # Every side of the graph's input is a multiple of the backbone's deepest stride.
 SIDE_MULTIPLE = 32
 
-# Last block index of each stage of the EfficientNet-Lite variants (toolchain.md section 7).
+# Last block index of each stage of the EfficientNet-Lite variants (efficientnet-lite-pytorch's `_blocks`).
 STAGE_END_BLOCK: dict[str, dict[int, int]] = {
     "efficientnet-lite0": {1: 0, 2: 2, 3: 4, 4: 7, 5: 10, 6: 14, 7: 15},
     "efficientnet-lite1": {1: 0, 2: 3, 3: 6, 4: 10, 5: 14, 6: 19, 7: 20},

@@ -22,7 +22,7 @@ from torch import nn
 from .config import STAGE_END_BLOCK, STAGE_STRIDE, EngineConfig
 
 INPUT_MEAN = 127.0
-INPUT_STD = 128.0  # TF-Lite convention of these weights (toolchain.md section 7)
+INPUT_STD = 128.0  # TF-Lite convention of these weights: (x - 127) / 128 classified ImageNet best
 
 
 def load_backbone(name: str) -> nn.Module:
@@ -285,7 +285,7 @@ class AnomalyGraph(nn.Module):
 
 
 def export_onnx(graph: AnomalyGraph, path: str) -> None:
-    """Legacy exporter: one self-contained file, fast (toolchain.md section 8)."""
+    """TorchScript-based exporter (dynamo=False): one self-contained file, exported in about a second."""
     graph = graph.eval().cpu()
     x = torch.zeros(1, 3, *graph.shape)
     outputs = ["score", "anomaly_map"] + (["class_map"] if graph.has_classes else [])

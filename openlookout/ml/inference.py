@@ -42,7 +42,7 @@ class DetectionResult:
         return self._full_map
 
     def to_l4v(self, segmentation: bool = True) -> dict[str, Any]:
-        """The DetectAnomalyResult object of L4V's DetectAnomalies response (l4v-behaviour.md 5.2/5.3)."""
+        """The DetectAnomalyResult object of L4V's DetectAnomalies response (docs/models.md)."""
         out: dict[str, Any] = {
             "Source": {"Type": "direct"},
             "IsAnomalous": self.is_anomalous,

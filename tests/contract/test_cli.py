@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import io
 import json
@@ -119,6 +120,10 @@ def test_start_detect_with_overlays_stop(
     assert written == ["good_000.png", "stain_000.png"]
     overlay = Image.open(tmp_path / "stain_000.png")
     assert overlay.width >= 256 and overlay.height > 256  # the image plus a caption band
+    assert cli(endpoint, "detect", project, "1", str(pictures[1]), "--json") == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["Image"] == str(pictures[1]) and isinstance(answer["IsAnomalous"], bool)
+    assert base64.b64decode(answer["AnomalyMask"]).startswith(b"\x89PNG")
     assert cli(endpoint, "stop", project, "1", "--wait") == 0
     assert "model 1: TRAINED" in capsys.readouterr().out
 
