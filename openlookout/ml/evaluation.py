@@ -65,6 +65,9 @@ class Evaluation:
     threshold: float
     curves: dict[str, np.ndarray] = field(default_factory=dict)
     number_of_training_images: int = 0
+    # The model's training record (manifest "training"): shown in the report, with the supervised
+    # head's decision and its cross-validation evidence.
+    training: dict[str, Any] = field(default_factory=dict)
 
     # ---- L4V's evaluation files: EvaluationManifest (JSON lines) and EvaluationResult ----
     def manifest_lines(

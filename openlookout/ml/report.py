@@ -77,6 +77,40 @@ def _confusion(ev: Evaluation) -> str:
     )
 
 
+def _training(ev: Evaluation) -> str:
+    """How the model was trained, and how much it trusted the labelled anomalies (and why)."""
+    info = ev.training
+    if not info:
+        return ""
+    sup = info.get("supervised") or {}
+    shape = info.get("input_shape")
+    rows = [
+        ("Input (height x width)", " x ".join(map(str, shape)) if shape else None),
+        ("Normal training images", info.get("normal_images")),
+        ("Held out of the memory bank to calibrate", info.get("holdout_images")),
+        ("Memory bank patches", info.get("bank_size")),
+        ("Labelled anomalies in training", info.get("anomaly_images")),
+        ("Weight given to the labelled anomalies", sup.get("weight")),
+        ("Training time (s)", info.get("seconds")),
+    ]
+    body = "".join(f"<tr><th class=l>{name}</th><td>{_figure(v)}</td></tr>" for name, v in rows)
+    cv = sup.get("cv_auroc") or {}
+    if not cv:
+        why = sup.get("skipped")
+        note = f"<p>Labelled anomalies set the threshold only ({html.escape(str(why))}).</p>" if why else ""
+        return f"<table>{body}</table>{note}"
+    apart = sup.get("cv_clearly_apart") or {}
+    cv_rows = "".join(
+        f"<tr><td>{html.escape(w)}</td><td>{cv[w]:.3f}</td><td>{apart.get(w, 0.0):.3f}</td></tr>" for w in cv
+    )
+    return (
+        f"<table>{body}</table><p>The weight was chosen by {sup.get('folds')}-fold cross-validation over the "
+        f"{sup.get('labelled_anomalies')} labelled anomalies against {sup.get('held_out_normals')} held-out "
+        "normal images (0 = the memory bank alone):</p><table><tr><th>weight</th><th>cross-validated AUROC"
+        f"</th><th>pairs clearly apart</th></tr>{cv_rows}</table>"
+    )
+
+
 def write_index(ev: Evaluation, path: Path, files: dict[str, Path]) -> Path:
     from .evaluation import worst_first
 
@@ -112,6 +146,7 @@ def write_index(ev: Evaluation, path: Path, files: dict[str, Path]) -> Path:
 <p>{len(ev.images)} test images, {wrong} classified wrongly. Anomalous is the positive class.</p>
 <h2>Metrics</h2>{_metrics_table(ev)}
 <h2>Confusion matrix</h2>{_confusion(ev)}
+<h2>The model</h2>{_training(ev) or "<p>-</p>"}
 <h2>Curves (the circle is the model's threshold)</h2><div class=curves>{curves}</div>
 <h2>Score histograms</h2>{scores}
 <h2>Every test image, worst first ({shown} shown)</h2>

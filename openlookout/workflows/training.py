@@ -274,6 +274,7 @@ def run_training(spec: JobSpec, progress: Callable[[str], None] | None = None) -
         encryption = encryption_args(spec.kms_key_id)
         put_file(spec.output_bucket, manifest_key, work / "manifest.jsonl", **encryption)
         put_file(spec.output_bucket, result_key, work / "result.json", **encryption)
+        evaluation.training = result.info
         report = work / "report"
         for path in evaluation.write_report(report):
             relative = path.relative_to(report).as_posix()

@@ -52,3 +52,25 @@ def test_score_histogram_has_a_row_per_class() -> None:
     ]
     picture = np.asarray(plot_scores(images, 2.0))
     assert picture.shape[0] == 30 + 70 * 3 + 34  # normal, dent, stain
+
+
+def test_index_says_how_much_the_model_trusted_its_labelled_anomalies(tmp_path: Path) -> None:
+    training = {
+        "input_shape": [160, 416],
+        "normal_images": 150,
+        "anomaly_images": 10,
+        "supervised": {
+            "labelled_anomalies": 10,
+            "folds": 5,
+            "held_out_normals": 15,
+            "cv_auroc": {"0": 0.833, "0.25": 0.947},
+            "cv_clearly_apart": {"0": 0.5, "0.25": 0.8},
+            "weight": 0.25,
+        },
+    }
+    ev = Evaluation({"images": 0}, [], threshold=1.0, training=training)
+    page = write_index(ev, tmp_path / "index.html", {}).read_text()
+    assert "160 x 416" in page and "5-fold cross-validation over the 10 labelled anomalies" in page
+    assert "<td>0.25</td><td>0.947</td><td>0.800</td>" in page
+    skipped = Evaluation({"images": 0}, [], threshold=1.0, training={"supervised": {"skipped": "off"}})
+    assert "threshold only (off)" in write_index(skipped, tmp_path / "s.html", {}).read_text()
