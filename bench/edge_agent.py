@@ -77,6 +77,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=40)
     parser.add_argument("--train-images", type=int, default=20)
     parser.add_argument(
+        "--normal", action="store_true", help="a normal test image (default: an anomalous one)"
+    )
+    parser.add_argument(
         "--threads", type=int, default=1, help="onnxruntime threads, in-process and in the agent alike"
     )
     args = parser.parse_args()
@@ -84,8 +87,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-edge-") as tmp:
         work = Path(tmp)
         model = args.model or train_model(args.data, work / "models" / "bench", args.train_images)
-        anomalous = sorted(p for p in (args.data / "test").glob("*/*.*") if p.parent.name != "good")[0]
-        image = Image.open(anomalous).convert("RGB").resize((args.size, args.size))
+        kind = (lambda p: p.parent.name == "good") if args.normal else (lambda p: p.parent.name != "good")
+        source = sorted(p for p in (args.data / "test").glob("*/*.*") if kind(p))[0]
+        image = Image.open(source).convert("RGB").resize((args.size, args.size))
         pixels = np.ascontiguousarray(np.asarray(image))
 
         detector = Detector.load(model, threads=args.threads)

@@ -33,6 +33,7 @@ log = logging.getLogger("openlookout.edge")
 
 COMPONENT_FILE = "component.json"  # written by the packaging job next to model.json
 MIN_SIDE, MAX_SIDE = 64, 4096
+MAX_MESSAGE = MAX_SIDE * MAX_SIDE * 3 + 1024 * 1024  # the largest bitmap, in the message, and some room
 SHM_ROOT = Path("/dev/shm")  # where Linux keeps shm_open segments
 DETECT_MS_METADATA = "openlookout-detect-ms"  # trailing metadata: Detector.detect's milliseconds
 
@@ -318,7 +319,14 @@ def serve(
     if not models:
         raise ValueError(f"no model (a folder with model.json) under {models_dir}")
     service = EdgeAgentService(models, providers, threads)
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers))
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=workers),
+        # gRPC's 4 MB default would refuse bitmaps above ~1180 x 1180 sent in the message.
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE),
+            ("grpc.max_send_message_length", MAX_MESSAGE),
+        ],
+    )
     pb_grpc.add_EdgeAgentServicer_to_server(service, server)
     if os.path.exists(socket_path):  # a stale socket of an earlier run would make the bind fail
         os.unlink(socket_path)

@@ -11,7 +11,7 @@ from openlookout.api.errors import ConflictException, ResourceNotFoundException,
 from openlookout.api.pagination import decode_token, encode_token, page_size
 from openlookout.settings import settings
 from openlookout.storage.conditions import lost_condition
-from openlookout.storage.tables import DatasetItem, ModelItem, ProjectItem
+from openlookout.storage.tables import DatasetItem, ModelItem, ModelPackagingJobItem, ProjectItem
 
 
 def _metadata(item: ProjectItem) -> dict[str, Any]:
@@ -97,4 +97,7 @@ def delete_project(project_name: str) -> dict[str, Any]:
                 f"The project {project_name} does not exist.", project_name, ResourceType.PROJECT
             ) from None
         raise
+    # Packaging job records belong to the project: a new project of the same name starts without them.
+    for job in ModelPackagingJobItem.query(project_name):
+        job.delete()
     return {"ProjectArn": item.project_arn}

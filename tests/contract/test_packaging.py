@@ -369,6 +369,21 @@ def test_edge_agent_answers_as_detect_anomalies(
                 segment.close()
                 segment.unlink()
     assert verdicts == {True, False}, "the test images should include both verdicts"
+    # A bitmap larger than gRPC's default 4 MB message limit, the mask returned through shared memory.
+    large = np.asarray(Image.fromarray(pixels).resize((1400, 1300)))
+    mask_shm = shared_memory.SharedMemory(create=True, size=large.nbytes)
+    try:
+        request = pb.DetectAnomaliesRequest(
+            model_component=name,
+            bitmap=pb.Bitmap(width=1400, height=1300, byte_data=large.tobytes()),
+            anomaly_mask_params=pb.AnomalyMaskParams(
+                shared_memory_handle=pb.SharedMemoryHandle(name=mask_shm.name, size=large.nbytes)
+            ),
+        )
+        assert stub.DetectAnomalies(request).detect_anomaly_result.anomaly_mask.width == 1400
+    finally:
+        mask_shm.close()
+        mask_shm.unlink()
     lookoutvision.stop_model(ProjectName=trained.project, ModelVersion=trained.version)
 
     assert stub.StopModel(pb.StopModelRequest(model_component=name)).status == pb.STOPPED

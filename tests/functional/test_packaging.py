@@ -77,6 +77,11 @@ def test_a_job_runs_to_succeeded_and_writes_the_component(call: Caller, machines
         "ModelArn": "arn:model",
     }
     assert machines.outcomes == ["SUCCEEDED"]
+    # Deleting the project deletes its job records: a project of the same name starts with none.
+    ModelItem.get(PROJECT, 1).delete()  # (a HOSTED model; DeleteModel would want it stopped)
+    call("DeleteProject", ProjectName=PROJECT)
+    call("CreateProject", ProjectName=PROJECT)
+    assert call("ListModelPackagingJobs", ProjectName=PROJECT)["ModelPackagingJobs"] == []
 
 
 def test_a_missing_artifact_fails_the_job_with_a_message(call: Caller, machines: StateMachines):
