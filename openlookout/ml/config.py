@@ -89,7 +89,7 @@ class EngineConfig:
     supervised_min_holdout: int = 5
     supervised_folds: int = 5
     # A weight above 0 must beat the unsupervised cross-validated AUROC by this much (two pairs in a
-    # hundred), or tie it and separate more pairs clearly ...
+    # hundred) ...
     supervised_min_gain: float = 0.02
     # ... and reach this cross-validated AUROC: labels the features cannot separate are not used.
     supervised_min_auroc: float = 0.7
