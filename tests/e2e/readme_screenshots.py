@@ -93,6 +93,7 @@ def run(data: Path, out: Path, train: int, test_good: int, per_defect: int) -> N
             save(page, out, "mask-editor")
             page.click("#save-mask")
             page.wait_for_selector("#mask-editor", state="detached")
+            page.wait_for_selector("#grid figure .type")  # CreateModel wants settled datasets
 
             page.click("#tab-models")
             page.click("#train")
