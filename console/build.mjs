@@ -24,8 +24,8 @@ await build({
   entryPoints: readdirSync("test").filter((f) => f.endsWith(".test.ts")).map((f) => `test/${f}`),
   bundle: true,
   platform: "node",
-  format: "esm",
+  format: "cjs", // the SDK's Node code has CommonJS requires an ESM bundle cannot take
   outdir: "dist-test",
-  outExtension: { ".js": ".mjs" },
+  outExtension: { ".js": ".cjs" },
   logLevel: "warning",
 });

@@ -1,19 +1,12 @@
 // The two AWS SDK clients the console uses, built from the user's settings. Locally the endpoint is
 // this page's origin (`openlookout serve` routes by the SigV4 scope) and dummy credentials do.
-import { LookoutVisionClient } from "@aws-sdk/client-lookoutvision";
-import { GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import type { LookoutVisionClient } from "@aws-sdk/client-lookoutvision";
+import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
+import { lookoutVisionClient, s3Client, type Settings } from "./clients";
 import { parseS3Uri } from "./manifest";
 
-export interface Settings {
-  endpoint: string;
-  region: string;
-  accessKeyId: string;
-  secretAccessKey: string;
-  sessionToken: string;
-  bucket: string; // where uploads, masks and model output go
-  apiGateway: boolean; // a deployed stack: sign for execute-api instead of lookoutvision
-}
+export type { Settings };
 
 const STORE = "openlookout-console-settings"; // sessionStorage: credentials die with the tab
 
@@ -40,30 +33,7 @@ export function saveSettings(settings: Settings): void {
 }
 
 function makeClients(s: Settings): { lv: LookoutVisionClient; s3: S3Client; settings: Settings } {
-  const credentials = { accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey, sessionToken: s.sessionToken || undefined };
-  const lv = new LookoutVisionClient({ region: s.region, endpoint: s.endpoint, credentials });
-  if (s.apiGateway) {
-    // API Gateway with IAM auth checks an execute-api signature; everything else is unchanged.
-    lv.middlewareStack.add(
-      (next, context) => (args) => {
-        const ctx = context as { signing_service?: string; __smithy_context?: { selectedHttpAuthScheme?: { signingProperties?: Record<string, unknown> } } };
-        const props = ctx.__smithy_context?.selectedHttpAuthScheme?.signingProperties;
-        if (props) props.signingName = "execute-api";
-        return next(args);
-      },
-      { step: "finalizeRequest", priority: "high", name: "executeApiSigning" },
-    );
-  }
-  const s3Endpoint = s.apiGateway ? undefined : s.endpoint; // deployed: the real S3
-  const s3 = new S3Client({
-    region: s.region,
-    endpoint: s3Endpoint,
-    forcePathStyle: !s.apiGateway,
-    credentials,
-    requestChecksumCalculation: "WHEN_REQUIRED",
-    responseChecksumValidation: "WHEN_REQUIRED",
-  });
-  return { lv, s3, settings: s };
+  return { lv: lookoutVisionClient(s), s3: s3Client(s), settings: s };
 }
 
 let clients = makeClients(loadSettings());

@@ -118,7 +118,7 @@ export function DatasetView({ project, type, onDeleted }: { project: string; typ
       const entries = (result.DatasetEntries ?? []).map(parseEntry);
       setPage({ entries, urls: await Promise.all(entries.map((e) => imageUrl(e.sourceRef))), next: result.NextToken });
       setSelected(new Set());
-    });
+    }, false);
   useEffect(() => {
     setTokens([undefined]);
     void load();
@@ -161,7 +161,7 @@ export function DatasetView({ project, type, onDeleted }: { project: string; typ
 
   const closeEditor = (saved: boolean) => {
     setPainting(null);
-    if (saved) void run(async () => (await settled(project, type), await load(tokens[tokens.length - 1])));
+    if (saved) void run(async () => (await settled(project, type), await load(tokens[tokens.length - 1])), false);
   };
 
   return (

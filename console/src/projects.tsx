@@ -18,7 +18,7 @@ export function ProjectsPage() {
         token = page.NextToken;
       } while (token);
       setProjects(all);
-    });
+    }, false);
   useEffect(() => void load(), []);
 
   const create = (event: Event) => {

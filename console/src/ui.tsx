@@ -1,5 +1,5 @@
 // Small shared pieces: the error banner, a busy flag per action, status badges.
-import { useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import type { ComponentChildren } from "preact";
 import { describeError } from "./api";
 
@@ -20,18 +20,23 @@ export function clearError(): void {
   reporter(null);
 }
 
-/** Runs an async action with a busy flag; errors go to the banner. */
-export function useAction(): [boolean, (action: () => Promise<void>) => Promise<void>] {
+/** Runs an async action with a busy flag; errors go to the banner. A user's action clears the
+ * banner first; a background reload (`clear` false) must not hide an error the user has not read.
+ * Nothing runs, or reports, once the component is gone. */
+export function useAction(): [boolean, (action: () => Promise<void>, clear?: boolean) => Promise<void>] {
   const [busy, setBusy] = useState(false);
-  const run = async (action: () => Promise<void>) => {
+  const live = useRef(true);
+  useEffect(() => () => void (live.current = false), []);
+  const run = async (action: () => Promise<void>, clear = true) => {
+    if (!live.current) return;
     setBusy(true);
-    clearError();
+    if (clear) clearError();
     try {
       await action();
     } catch (error) {
-      report(error);
+      if (live.current) report(error);
     } finally {
-      setBusy(false);
+      if (live.current) setBusy(false);
     }
   };
   return [busy, run];
