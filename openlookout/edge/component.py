@@ -26,6 +26,7 @@ AGENT_MODULES = (
     "ml/config.py",
     "ml/images.py",
     "ml/calibration.py",
+    "ml/metrics.py",
     "ml/manifest.py",
     "ml/masks.py",
     "ml/inference.py",

@@ -101,3 +101,19 @@ def test_valid_configurations_pass():
     check_configuration(
         {**LOCATION, "TargetPlatform": {"Os": "LINUX", "Arch": "ARM64"}, "CompilerOptions": '{"mcpu": "x"}'}
     )
+
+
+def test_the_agent_modules_carry_every_module_they_import() -> None:
+    """A relative import inside the zip must find its module there (a new engine import broke it once)."""
+    import ast
+
+    package = Path(__file__).resolve().parents[2] / "openlookout"
+    carried = set(AGENT_MODULES)
+    for module in (m for m in AGENT_MODULES if m.endswith(".py")):
+        folder = Path(module).parent
+        for node in ast.walk(ast.parse((package / module).read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
+                target = (folder / (node.module.replace(".", "/") + ".py")).as_posix()
+                assert target in carried or (folder / node.module / "__init__.py").as_posix() in carried, (
+                    f"{module} imports .{node.module}, which the agent zip does not carry"
+                )
