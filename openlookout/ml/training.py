@@ -162,11 +162,12 @@ def _raw_features(
     device: torch.device,
     log: Progress,
     stage: str = "Extracting features",
+    run: Callable[[np.ndarray], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Decode, preprocess and run the backbone over many images, batch by batch, reporting progress."""
     if not images:
         return torch.zeros(0)
-    run = _backbone_runner(feat, cfg.shape, device)
+    run = run or _backbone_runner(feat, cfg.shape, device)
     out = []
     for s in _batches(len(images), cfg.batch_size):
         out.append(run(np.stack([_pixels(i, cfg) for i in images[s]])))
@@ -288,14 +289,14 @@ def train(
     device = _device(cfg)
     anoms = [_as_anomaly(a) for a in anomalies]
     feat = PatchFeatures(cfg).to(device).eval()
-    raw = _raw_features(feat, normal_images, cfg, device, log)
+    backbone = _backbone_runner(feat, cfg.shape, device)  # built once for normals and anomalies
+    raw = _raw_features(feat, normal_images, cfg, device, log, run=backbone)
     hold_idx, bank_idx = _split_holdout(len(raw), cfg, len(anoms))
     log("Building memory bank")
     _fit_projection(feat, raw[bank_idx], cfg)
     graph = AnomalyGraph(feat, _fit_bank(feat, raw[bank_idx], cfg, device), cfg).to(device).eval()
-    anom_raw = _raw_features(
-        feat, [a.image for a in anoms], cfg, device, log, "Extracting features of labelled anomalies"
-    )
+    stage = "Extracting features of labelled anomalies"
+    anom_raw = _raw_features(feat, [a.image for a in anoms], cfg, device, log, stage, backbone)
     map_wh = (graph.map_shape[1], graph.map_shape[0])
     masks = [load_mask(a.mask, map_wh, keep_thin=True) if a.mask is not None else None for a in anoms]
     head = _learn_from_labels(graph, raw, hold_idx, bank_idx, anom_raw, masks, cfg, log)
