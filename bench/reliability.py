@@ -84,6 +84,12 @@ class Bench:
     def restart(self) -> None:
         self.server.start()
 
+    def detect(self, body: bytes, content_type: str = "image/jpeg") -> Any:
+        """DetectAnomalies on the bench's hosted model (version 1)."""
+        return self.lv.detect_anomalies(
+            ProjectName=self.project, ModelVersion="1", Body=body, ContentType=content_type
+        )
+
     def model(self, version: str = "1") -> dict[str, Any]:
         description: dict[str, Any] = self.lv.describe_model(ProjectName=self.project, ModelVersion=version)[
             "ModelDescription"
@@ -141,14 +147,7 @@ def setup_model(bench: Bench) -> list[bytes]:
 def detect_load(bench: Bench, images: list[bytes], clients: int, requests: int) -> None:
     def one(index: int) -> tuple[str, float]:
         started = time.perf_counter()
-        status = outcome(
-            lambda: bench.lv.detect_anomalies(
-                ProjectName=bench.project,
-                ModelVersion="1",
-                Body=images[index % len(images)],
-                ContentType="image/jpeg",
-            )
-        )
+        status = outcome(lambda: bench.detect(images[index % len(images)]))
         return status, time.perf_counter() - started
 
     started = time.perf_counter()
@@ -318,14 +317,7 @@ def sigterm_under_load(bench: Bench, images: list[bytes], clients: int = 16) -> 
 
     def worker(index: int) -> None:
         while not stop.is_set():
-            status = outcome(
-                lambda: bench.lv.detect_anomalies(
-                    ProjectName=bench.project,
-                    ModelVersion="1",
-                    Body=images[index % len(images)],
-                    ContentType="image/jpeg",
-                )
-            )
+            status = outcome(lambda: bench.detect(images[index % len(images)]))
             with lock:
                 outcomes[status] += 1
 
@@ -363,9 +355,7 @@ def sigterm_under_load(bench: Bench, images: list[bytes], clients: int = 16) -> 
 
 def bad_inputs(bench: Bench, outside: Path) -> None:
     def detect(body: bytes) -> Callable[[], Any]:
-        return lambda: bench.lv.detect_anomalies(
-            ProjectName=bench.project, ModelVersion="1", Body=body, ContentType="image/png"
-        )
+        return lambda: bench.detect(body, "image/png")
 
     cases: list[tuple[str, Callable[[], Any], str]] = [
         ("bomb 20000x20000", detect(bomb_png(20000, 20000)), "400"),

@@ -34,6 +34,11 @@ def _figure(value: Any) -> str:
     return html.escape(str(value))
 
 
+def _rows(rows: list[tuple[str, Any]]) -> str:
+    """Table rows of (name, value): the name as a header cell, the value formatted by _figure."""
+    return "".join(f"<tr><th class=l>{name}</th><td>{_figure(value)}</td></tr>" for name, value in rows)
+
+
 def _metrics_table(ev: Evaluation) -> str:
     m = ev.metrics
     rows = [
@@ -48,7 +53,7 @@ def _metrics_table(ev: Evaluation) -> str:
         ("Average precision", m.get("average_precision")),
         ("Pixel AUROC", m.get("pixel_auroc")),
     ]
-    body = "".join(f"<tr><th class=l>{name}</th><td>{_figure(value)}</td></tr>" for name, value in rows)
+    body = _rows(rows)
     classes = m.get("pixel_classes") or []
     if classes:
         body_classes = "".join(
@@ -93,7 +98,7 @@ def _training(ev: Evaluation) -> str:
         ("Weight given to the labelled anomalies", sup.get("weight")),
         ("Training time (s)", info.get("seconds")),
     ]
-    body = "".join(f"<tr><th class=l>{name}</th><td>{_figure(v)}</td></tr>" for name, v in rows)
+    body = _rows(rows)
     cv = sup.get("cv_auroc") or {}
     if not cv:
         why = sup.get("skipped")
