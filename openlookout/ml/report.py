@@ -9,8 +9,10 @@ import html
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .plots import plot_curve, plot_scores, safe_name, save_png
+
 if TYPE_CHECKING:
-    from .evaluation import Evaluation
+    from .evaluation import Evaluation, ImageResult
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1400px}
@@ -117,8 +119,6 @@ def _training(ev: Evaluation) -> str:
 
 
 def write_index(ev: Evaluation, path: Path, files: dict[str, Path]) -> Path:
-    from .evaluation import worst_first
-
     curves = "".join(
         f'<img src="{_data_uri(files[name].read_bytes())}" alt="{alt}">'
         for name, alt in (("roc.png", "ROC curve"), ("pr.png", "precision-recall curve"))
@@ -162,3 +162,61 @@ mask in the class colours, with the ground truth outline. A red frame marks a wr
 """
     path.write_text(page)
     return path
+
+
+def write_report(ev: Evaluation, d: Path) -> list[Path]:
+    """index.html (self-contained), roc.png, pr.png, scores.png and overlays/*.png (worst first)."""
+    (d / "overlays").mkdir(parents=True, exist_ok=True)
+    out = []
+    c = ev.curves
+    op = ev.operating_point()
+    if "fpr" in c:
+        out.append(
+            save_png(
+                plot_curve(
+                    c["fpr"],
+                    c["tpr"],
+                    "ROC",
+                    "false positive rate",
+                    "true positive rate",
+                    f"AUROC {ev.metrics['image_auroc']:.4f}",
+                    (op["fpr"], op["tpr"]),
+                ),
+                d / "roc.png",
+            )
+        )
+        out.append(
+            save_png(
+                plot_curve(
+                    c["recall"],
+                    c["precision"],
+                    "Precision-recall",
+                    "recall",
+                    "precision",
+                    f"AP {ev.metrics['average_precision']:.4f}",
+                    (op["recall"], op["precision"]),
+                ),
+                d / "pr.png",
+            )
+        )
+    out.append(save_png(plot_scores(ev.images, ev.threshold), d / "scores.png"))
+    for rank, r in enumerate(worst_first(ev.images)):
+        if r.overlay_png is not None:
+            target = d / "overlays" / f"{rank:03d}-{safe_name(r.source_ref)}.png"
+            target.write_bytes(r.overlay_png)
+            out.append(target)
+    out.append(write_index(ev, d / "index.html", {p.name: p for p in out}))
+    return out
+
+
+def worst_first(images: list[ImageResult]) -> list[ImageResult]:
+    """False positives (highest score first), false negatives (lowest first), then the right ones."""
+
+    def key(r: ImageResult) -> tuple[int, float]:
+        if r.outcome == "false positive":
+            return (0, -r.raw_score)
+        if r.outcome == "false negative":
+            return (1, r.raw_score)
+        return (2, -r.raw_score if r.label else r.raw_score)
+
+    return sorted(images, key=key)
