@@ -12,6 +12,10 @@ L4V's Confidence (confidence in the verdict) is p when anomalous and 1 - p other
 
 w_below puts the median held-out normal score at p = 0.05; w_above puts the median labeled anomaly
 score at p = 0.95 (or mirrors w_below when there are no labeled anomalies).
+
+Without labelled anomalies the threshold is mean + k * std of the held-out normal scores, both taken
+after sigma clipping: one held-out "normal" image that looks like a defect (a mislabel, a stray part)
+would otherwise lift the threshold for every image after it.
 """
 
 from __future__ import annotations
@@ -96,12 +100,25 @@ def _best_f1_near(normal_rule: float, normal: np.ndarray, anomalous: np.ndarray)
     return (normal_rule + t) / 2 if f1_rule >= best - 1e-9 else t
 
 
+def clipped_mean_std(scores: np.ndarray, clip_sigma: float, min_kept: int = 5) -> tuple[float, float]:
+    """Mean and standard deviation after iteratively dropping scores above mean + clip_sigma * std
+    (0 = no clipping); at least `min_kept` scores are always kept."""
+    kept = np.sort(np.asarray(scores, dtype=np.float64))
+    while True:
+        mean, std = float(kept.mean()), float(kept.std())
+        inside = kept[kept <= mean + clip_sigma * std]
+        if clip_sigma <= 0 or inside.size == kept.size or inside.size < min_kept:
+            return mean, std
+        kept = inside
+
+
 def calibrate(
     normal_scores: np.ndarray,
     anomaly_scores: np.ndarray | None = None,
     *,
-    k_sigma: float = 3.0,
-    margin: float = 1.0,
+    k_sigma: float = 2.5,
+    clip_sigma: float = 2.5,
+    margin: float = 0.0,
     pixel_threshold: float | None = None,
 ) -> Calibration:
     """Choose the image threshold and the confidence curve from held-out scores."""
@@ -110,17 +127,17 @@ def calibrate(
         raise ValueError("calibration needs at least one held-out normal score")
     a = np.asarray(anomaly_scores if anomaly_scores is not None else [], dtype=np.float64)
     med_n = float(np.median(n))
-    spread = float(np.std(n)) if n.size > 1 else 0.0
+    mean, spread = clipped_mean_std(n, clip_sigma)
     # Floor the spread so a tiny or degenerate hold-out cannot give a zero-width curve.
     spread = max(spread, 0.05 * abs(med_n), 1e-6)
-    normal_rule = max(float(n.mean()) + k_sigma * spread, float(n.max()) * margin)
+    normal_rule = max(mean + k_sigma * spread, float(n.max()) * margin)
     if a.size:
         t = _best_f1_near(normal_rule, n, a)
         method = "best-f1-holdout"
         med_a: float | None = float(np.median(a))
     else:
         t = normal_rule
-        method = f"normal-mean+{k_sigma:g}std"
+        method = f"normal-clipped-mean+{k_sigma:g}std"
         med_a = None
     w_below = max((t - med_n) / LOGIT_95, spread / LOGIT_95, 1e-6)
     w_above = max((med_a - t) / LOGIT_95, 1e-6) if med_a is not None and med_a > t else w_below

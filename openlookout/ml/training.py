@@ -395,6 +395,7 @@ def _calibrate(
         normal_scores,
         anom_scores if labelled else None,
         k_sigma=cfg.normal_k_sigma,
+        clip_sigma=cfg.normal_clip_sigma,
         margin=cfg.normal_margin,
     )
     # The same rule on the anomaly map's own image score (it differs from the score when detail taps
@@ -403,6 +404,7 @@ def _calibrate(
         graph.image_score(torch.from_numpy(normal_maps)).numpy(),
         graph.image_score(torch.from_numpy(anom_maps)).numpy() if labelled else None,
         k_sigma=cfg.normal_k_sigma,
+        clip_sigma=cfg.normal_clip_sigma,
         margin=cfg.normal_margin,
     ).threshold
     pixel_thr = _pixel_threshold(normal_maps, anom_maps, masks)

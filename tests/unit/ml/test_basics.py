@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from openlookout.ml.calibration import Calibration, best_f1_threshold, calibrate
+from openlookout.ml.calibration import Calibration, best_f1_threshold, calibrate, clipped_mean_std
 from openlookout.ml.images import (
     PREPROCESS_BILINEAR,
     PREPROCESS_FAST,
@@ -108,10 +108,27 @@ def test_calibration_is_monotone_and_consistent():
 
 def test_threshold_without_anomalies_uses_normal_distribution():
     n = np.array([1.0, 1.1, 0.9, 1.05, 0.95])
-    cal = calibrate(n, None, k_sigma=3.0)
+    cal = calibrate(n, None, k_sigma=3.0, clip_sigma=0.0, margin=1.0)
     assert cal.threshold == pytest.approx(max(n.mean() + 3 * n.std(), n.max()))
+    assert calibrate(n, None).threshold == pytest.approx(n.mean() + 2.5 * n.std())
     assert cal.anomaly_median is None and cal.scale_above == cal.scale_below
     assert float(cal.probability(np.median(n))) == pytest.approx(0.05, abs=1e-6)
+
+
+def test_one_odd_held_out_normal_does_not_set_the_threshold():
+    rng = np.random.default_rng(0)
+    usual = rng.normal(1.0, 0.1, 19)
+    odd = np.r_[usual, 3.0]  # e.g. a defective part labelled normal
+    cal = calibrate(odd, None)
+    assert cal.threshold == pytest.approx(usual.mean() + 2.5 * usual.std())
+    assert cal.threshold < 1.3
+    # Without clipping the odd image would lift the threshold past most defects.
+    assert calibrate(odd, None, clip_sigma=0.0).threshold > 2.0
+
+
+def test_clipping_keeps_a_minimum_of_scores():
+    mean, std = clipped_mean_std(np.array([1.0, 1.0, 1.0, 5.0]), 0.5)
+    assert (mean, std) == (2.0, pytest.approx(np.std([1.0, 1.0, 1.0, 5.0])))
 
 
 def test_best_f1_threshold_separates():
