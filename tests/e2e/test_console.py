@@ -173,8 +173,7 @@ def check_onnx_download(page: Any, server: LocalServer, project: str) -> None:
         page.click("#download-onnx")
     download = download_info.value
     assert download.suggested_filename == f"{project}-v1.onnx"
-    path = SHOTS / download.suggested_filename
-    download.save_as(str(path))
+    path = Path(download.path())  # Playwright's copy, gone with the browser
     assert path.read_bytes() == stored["Body"].read()
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["image"]
