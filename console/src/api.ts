@@ -43,6 +43,11 @@ export function loadSettings(): Settings {
   return saved ? { ...defaultSettings(), ...(JSON.parse(saved) as Partial<Settings>) } : defaultSettings();
 }
 
+/** Sign-out: the keys leave the tab's storage; the page reloads with the defaults. */
+export function forgetSettings(): void {
+  sessionStorage.removeItem(STORE);
+}
+
 export function saveSettings(settings: Settings): void {
   sessionStorage.setItem(STORE, JSON.stringify(settings));
   clients = makeClients(settings);

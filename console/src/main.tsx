@@ -2,7 +2,7 @@
 import { Component, render, type ComponentChildren } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { DescribeProjectCommand, type DatasetMetadata } from "@aws-sdk/client-lookoutvision";
-import { defaultSettings, loadSettings, loadSiteConfig, lv, saveSettings, type Settings } from "./api";
+import { defaultSettings, forgetSettings, loadSettings, loadSiteConfig, lv, saveSettings, type Settings } from "./api";
 import { DatasetView, NoDataset } from "./dataset";
 import { ModelPage, ModelsView } from "./models";
 import { ProjectsPage } from "./projects";
@@ -76,6 +76,7 @@ function SettingsForm({ onClose }: { onClose: () => void }) {
           <button>Save</button>
           <button type="button" onClick={() => setS(defaultSettings())}>Defaults</button>
           <button type="button" onClick={onClose}>Cancel</button>
+          <button type="button" id="sign-out" onClick={() => (forgetSettings(), location.reload())}>Forget these keys</button>
         </div>
       </form>
     </Card>

@@ -386,7 +386,14 @@ def test_sign_in_signs_for_execute_api_and_keeps_the_keys_in_the_tab(
     check_cors_covers(sent)
     stored = page.evaluate("[JSON.stringify(sessionStorage), localStorage.length, document.cookie]")
     assert secret in stored[0] and stored[1:] == [0, ""]  # the tab's sessionStorage only
-    page.evaluate("sessionStorage.clear()")
+
+    # sign-out: the keys leave the tab, and the page is back on the defaults
+    page.click("text=Connection")
+    del sent[:]
+    page.click("#sign-out")
+    page.wait_for_selector("text=console-signed-in")
+    assert secret not in page.evaluate("JSON.stringify(sessionStorage)")
+    assert {verify_sigv4(request, "console")[1] for request in sent} == {"lookoutvision"}
 
 
 def test_the_local_service_answers_no_cross_origin_caller(server: LocalServer) -> None:
