@@ -373,6 +373,7 @@ def test_sign_in_signs_for_execute_api_and_keeps_the_keys_in_the_tab(
     page.get_by_label("Secret access key").fill(secret)
     page.get_by_label("Session token (optional)").fill("session-token-1")
     page.get_by_label("Deployed stack (API Gateway, IAM signing)").check()
+    shot(page, "connection")
     del sent[:]
     page.click("button:has-text('Save')")  # the page reloads with the new settings
     page.wait_for_selector("text=console-signed-in")
