@@ -14,13 +14,14 @@ PORT ?= 3000
 # The training function is a container image: without a Docker daemon, build everything else.
 SAM_BUILD_FLAGS ?= $(if $(shell docker info >/dev/null 2>&1 && echo yes),,--exclude TrainModelFunction)
 
-.PHONY: help install demo serve test lint typecheck template test-python integration bench bench-washers bench-suite bench-api reliability console console-test clean distclean
+.PHONY: help install demo serve test lint typecheck template test-python integration bench bench-washers bench-suite bench-api reliability console console-test deploy-console clean distclean
 
 help:
 	@echo "make install      create .venv (openlookout, torch CPU, test tools), node_modules, SAM CLI"
 	@echo "make demo         start the local service and run the boto3 walkthrough against it"
 	@echo "make serve        run 'openlookout serve' on 127.0.0.1:$(PORT) (data in ./.openlookout); console at /console/"
 	@echo "make console      build the web console (console/dist) after a change to console/"
+	@echo "make deploy-console  publish the console to a deployed stack (STACK=openlookout REGION=...)"
 	@echo "make test         lint, type-check, validate and build the template, run all tests"
 	@echo "make integration  run the contract tests against a deployed stack (OPENLOOKOUT_ENDPOINT)"
 	@echo "make bench        engine benchmark on DATA=$(DATA) (CONFIG='{...}' overrides EngineConfig)"
@@ -72,6 +73,12 @@ console/dist/index.html: console/node_modules/.installed $(CONSOLE_SOURCES)
 	cd console && node build.mjs
 
 console: console/dist/index.html
+
+# The built console into a deployed stack's CloudFront bucket, with config.json (the stack's endpoint
+# and buckets). STACK and REGION as given to `sam deploy`.
+STACK ?= openlookout
+deploy-console: console $(VENV)/.installed
+	$(PY) -m openlookout.tools.publish_console --stack $(STACK) $(if $(REGION),--region $(REGION))
 
 # A real browser for the console's end-to-end test (Playwright drives it through executable_path).
 chromium-browser:

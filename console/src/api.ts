@@ -3,12 +3,26 @@
 import type { LookoutVisionClient } from "@aws-sdk/client-lookoutvision";
 import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
-import { lookoutVisionClient, s3Client, type Settings } from "./clients";
+import { lookoutVisionClient, s3Client, siteSettings, type Settings } from "./clients";
 import { parseS3Uri } from "./manifest";
 
 export type { Settings };
 
 const STORE = "openlookout-console-settings"; // sessionStorage: credentials die with the tab
+
+// config.json beside index.html: `openlookout serve` answers it with its artifacts bucket, and
+// `make deploy-console` writes the stack's endpoint, region and buckets there (never credentials).
+let site: Partial<Settings> = {};
+
+export async function loadSiteConfig(): Promise<void> {
+  try {
+    const response = await fetch("config.json", { cache: "no-cache" });
+    if (response.ok) site = siteSettings((await response.json()) as Record<string, unknown>);
+  } catch {
+    site = {}; // none, or not JSON: the local defaults
+  }
+  clients = makeClients(loadSettings());
+}
 
 export function defaultSettings(): Settings {
   return {
@@ -18,13 +32,20 @@ export function defaultSettings(): Settings {
     secretAccessKey: "console",
     sessionToken: "",
     bucket: "openlookout-console",
+    artifactsBucket: "",
     apiGateway: false,
+    ...site,
   };
 }
 
 export function loadSettings(): Settings {
   const saved = sessionStorage.getItem(STORE);
   return saved ? { ...defaultSettings(), ...(JSON.parse(saved) as Partial<Settings>) } : defaultSettings();
+}
+
+/** Sign-out: the keys leave the tab's storage; the page reloads with the defaults. */
+export function forgetSettings(): void {
+  sessionStorage.removeItem(STORE);
 }
 
 export function saveSettings(settings: Settings): void {

@@ -9,7 +9,15 @@ export interface Settings {
   secretAccessKey: string;
   sessionToken: string;
   bucket: string; // where uploads, masks and model output go
+  artifactsBucket: string; // the service's own bucket: each model's ONNX export (the stack's ArtifactsBucketName)
   apiGateway: boolean; // a deployed stack: sign for execute-api instead of lookoutvision
+}
+
+const SITE_KEYS = ["endpoint", "region", "bucket", "artifactsBucket", "apiGateway"] as const;
+
+/** The settings a site's config.json may give: where the service is, never credentials. */
+export function siteSettings(config: Record<string, unknown>): Partial<Settings> {
+  return Object.fromEntries(SITE_KEYS.filter((key) => key in config).map((key) => [key, config[key]])) as Partial<Settings>;
 }
 
 function credentials(s: Settings) {

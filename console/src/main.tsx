@@ -2,7 +2,7 @@
 import { Component, render, type ComponentChildren } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { DescribeProjectCommand, type DatasetMetadata } from "@aws-sdk/client-lookoutvision";
-import { defaultSettings, loadSettings, lv, saveSettings, type Settings } from "./api";
+import { defaultSettings, forgetSettings, loadSettings, loadSiteConfig, lv, saveSettings, type Settings } from "./api";
 import { DatasetView, NoDataset } from "./dataset";
 import { ModelPage, ModelsView } from "./models";
 import { ProjectsPage } from "./projects";
@@ -67,14 +67,16 @@ function SettingsForm({ onClose }: { onClose: () => void }) {
         {field("secretAccessKey", "Secret access key", true)}
         {field("sessionToken", "Session token (optional)", true)}
         {field("bucket", "S3 bucket for images and models")}
+        {field("artifactsBucket", "Artifacts bucket (ONNX exports)")}
         <label>
           <input type="checkbox" checked={s.apiGateway} onChange={(e) => setS({ ...s, apiGateway: e.currentTarget.checked })} /> Deployed stack (API Gateway, IAM signing)
         </label>
         <p class="muted">Kept in this tab's sessionStorage only; sent nowhere but the endpoint, as SigV4 signatures.</p>
         <div class="row">
           <button>Save</button>
-          <button type="button" onClick={() => setS(defaultSettings())}>Local defaults</button>
+          <button type="button" onClick={() => setS(defaultSettings())}>Defaults</button>
           <button type="button" onClick={onClose}>Cancel</button>
+          <button type="button" id="sign-out" onClick={() => (forgetSettings(), location.reload())}>Forget these keys</button>
         </div>
       </form>
     </Card>
@@ -133,5 +135,7 @@ function App() {
 
 addEventListener("unhandledrejection", (e) => console.error(e.reason));
 const root = document.getElementById("app")!;
-root.textContent = ""; // the "Loading…" placeholder: render() would diff against it and keep it
-render(<App />, root);
+void loadSiteConfig().then(() => {
+  root.textContent = ""; // the "Loading…" placeholder: render() would diff against it and keep it
+  render(<App />, root);
+});

@@ -11,7 +11,8 @@ import {
   type ModelDescription,
   type ModelMetadata,
 } from "@aws-sdk/client-lookoutvision";
-import { lv, settings } from "./api";
+import { GetObjectCommand } from "@aws-sdk/client-s3";
+import { lv, s3, settings } from "./api";
 import { EvaluationView } from "./evaluationView";
 import { Card, Status, report, sleep, useAction, when } from "./ui";
 
@@ -153,9 +154,44 @@ export function ModelPage({ project, version }: { project: string; version: stri
             })}>Delete model</button>
         </div>
       </Card>
+      {/^(TRAINED|HOSTED|STARTING_HOSTING|STOPPING_HOSTING|HOSTING_FAILED)$/.test(status) && <OnnxExport project={project} version={version} />}
       {status === "HOSTED" ? <TrialDetection project={project} version={version} /> : <Card title="Trial detection"><p class="muted">Start the model to try it on images.</p></Card>}
       {model?.EvaluationManifest && <EvaluationView model={model} />}
     </div>
+  );
+}
+
+/** Hands bytes to the browser as a file download. */
+function saveFile(name: string, bytes: Uint8Array, type: string): void {
+  const url = URL.createObjectURL(new Blob([new Uint8Array(bytes)], { type }));
+  const link = Object.assign(document.createElement("a"), { href: url, download: name });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
+/** The model's ONNX graph and manifest, where training put them in the artifacts bucket (the files
+ * `openlookout export` downloads): fetched through the S3 API, signed like every other call. */
+function OnnxExport({ project, version }: { project: string; version: string }) {
+  const [busy, run] = useAction();
+  const prefix = `models/${project}/${version}/`;
+  const download = (name: string, saveAs: string, type: string) =>
+    run(async () => {
+      const bucket = settings().artifactsBucket;
+      if (!bucket) throw new Error("No artifacts bucket: set it under Connection (the stack's ArtifactsBucketName output).");
+      const { Body } = await s3().send(new GetObjectCommand({ Bucket: bucket, Key: prefix + name }));
+      if (!Body) throw new Error(`s3://${bucket}/${prefix}${name} is empty`);
+      saveFile(saveAs, await Body.transformToByteArray(), type);
+    });
+  return (
+    <Card title="ONNX export">
+      <p class="muted">One self-contained graph (pixels in; score, anomaly map and class map out) and its manifest (input size, threshold, classes): run it wherever onnxruntime runs.</p>
+      <div class="row">
+        <button id="download-onnx" disabled={busy} onClick={() => download("model.onnx", `${project}-v${version}.onnx`, "application/octet-stream")}>Download model.onnx</button>
+        <button id="download-manifest" disabled={busy} onClick={() => download("model.json", `${project}-v${version}.json`, "application/json")}>Download model.json</button>
+      </div>
+    </Card>
   );
 }
 

@@ -108,6 +108,9 @@ def api_operation(operation_name: str) -> Callable[[ServiceCall], LambdaHandler]
     def decorate(call: ServiceCall) -> LambdaHandler:
         @wraps(call)
         def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+            return with_console_cors(event, serve(event, context))
+
+        def serve(event: dict[str, Any], context: Any) -> dict[str, Any]:
             request_id = (
                 (event.get("requestContext") or {}).get("requestId")
                 or getattr(context, "aws_request_id", None)
@@ -153,6 +156,29 @@ def api_operation(operation_name: str) -> Callable[[ServiceCall], LambdaHandler]
         return handler
 
     return decorate
+
+
+# What the console's SDK reads from a response: the request id, and the error type of a failure.
+CONSOLE_EXPOSED_HEADERS = "x-amzn-errortype,x-amzn-requestid"
+
+
+def with_console_cors(event: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]:
+    """Lets the web console's origin read the response, and no other origin.
+
+    The deployed stack names that origin in the stage variable consoleOrigin (template.yaml);
+    `openlookout serve` sets none, as its console is same-origin. SigV4, not CORS, guards the API.
+    """
+    allowed = (event.get("stageVariables") or {}).get("consoleOrigin")
+    headers = {str(k).lower(): v for k, v in (event.get("headers") or {}).items()}
+    if not allowed or headers.get("origin") != allowed:
+        return response
+    response["headers"] = {
+        **(response.get("headers") or {}),
+        "Access-Control-Allow-Origin": allowed,
+        "Access-Control-Expose-Headers": CONSOLE_EXPOSED_HEADERS,
+        "Vary": "Origin",
+    }
+    return response
 
 
 def _resource(params: Params) -> ResourceType:

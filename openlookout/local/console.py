@@ -5,8 +5,9 @@ Static files only: the console is a browser client of the public API, like boto3
 
 from __future__ import annotations
 
+import json
 import mimetypes
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +31,14 @@ def _send(start_response: Any, status: str, body: bytes, content_type: str, meth
     return [] if method == "HEAD" else [body]
 
 
-def serve_console(environ: dict[str, Any], start_response: Any, root: Path = DIST) -> Iterable[bytes]:
+def serve_console(
+    environ: dict[str, Any], start_response: Any, root: Path = DIST, config: Mapping[str, Any] | None = None
+) -> Iterable[bytes]:
+    """The built files; `config` answers config.json (where the service keeps what the console reads)."""
     method = environ.get("REQUEST_METHOD", "GET")
     path = str(environ.get("PATH_INFO", ""))
+    if path == f"{PREFIX}/config.json" and config is not None and method in ("GET", "HEAD"):
+        return _send(start_response, "200 OK", json.dumps(config).encode(), "application/json", method)
     if path == PREFIX:  # relative asset URLs need the trailing slash
         start_response("301 Moved Permanently", [("Location", PREFIX + "/"), ("Content-Length", "0")])
         return []

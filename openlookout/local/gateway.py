@@ -449,6 +449,7 @@ class Gateway:
         self.s3 = s3
         self.states = states
         self.dynamodb = dynamodb  # handy for inspecting tables with the one endpoint (--debug-backends)
+        self.console_config: dict[str, str] | None = None  # the console's config.json
         # Access keys that may call the dynamodb/states routes; None opens them to every caller.
         self.backend_callers: set[str] | None = None
 
@@ -479,7 +480,7 @@ class Gateway:
                     return json_error(start_response, 400, "UnknownOperationException", "No Step Functions")
                 return self.states(environ, start_response)
             if service is None and is_console_request(environ):
-                return serve_console(environ, start_response)
+                return serve_console(environ, start_response, config=self.console_config)
             return self.api(environ, start_response)
         except ConnectionError as error:
             log.error("backend unreachable: %s", error)

@@ -217,6 +217,10 @@ class LocalService:
             registry, router, template.binary_media_types(), options.account_id, s3, self.states, dynamodb
         )
         gateway.backend_callers = None if options.debug_backends else {self.internal_key}
+        # The console downloads ONNX exports from the artifacts bucket; the endpoint is its own origin.
+        gateway.console_config = {"region": options.region}
+        if "ArtifactsBucket" in template.resources:
+            gateway.console_config["artifactsBucket"] = template.ref("ArtifactsBucket")
         self.in_flight = InFlight(gateway)
         self.server.app = self.in_flight
         log.info(

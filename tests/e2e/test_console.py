@@ -6,16 +6,23 @@ Screenshots of each page land in build/console/ for a look.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, quote, urlsplit
 
 import boto3
 import pytest
@@ -23,6 +30,7 @@ from botocore.config import Config
 from PIL import Image
 
 from tests.contract.conftest import DUMMY_CREDENTIALS, REGION, ROOT, LocalServer, free_port
+from tests.unit.test_console_stack import cors_allowed_headers
 
 pytestmark = [pytest.mark.timeout(600)]
 
@@ -67,8 +75,22 @@ def lv(server: LocalServer) -> Any:
     )  # fmt: skip
 
 
+@dataclass
+class SentRequest:
+    method: str
+    url: str
+    headers: dict[str, str]  # what the page set (the SDK's headers), lower-case names
+    body: bytes
+
+
 @pytest.fixture(scope="module")
-def page(server: LocalServer) -> Iterator[Any]:
+def sent() -> list[SentRequest]:
+    """Every API call the console makes, as the browser sent it."""
+    return []
+
+
+@pytest.fixture(scope="module")
+def page(server: LocalServer, sent: list[SentRequest]) -> Iterator[Any]:
     sync_api = pytest.importorskip("playwright.sync_api")
     chromium = shutil.which("chromium") or os.environ.get("CHROMIUM")
     assert chromium, "no chromium on PATH: `make install` installs Debian's chromium package"
@@ -80,6 +102,13 @@ def page(server: LocalServer) -> Iterator[Any]:
         tab = context.new_page()
         errors: list[str] = []
         tab.on("pageerror", lambda error: errors.append(str(error)))
+
+        def record(request: Any) -> None:
+            if urlsplit(request.url).path.startswith("/2020-11-20/"):
+                body = request.post_data_buffer or b""
+                sent.append(SentRequest(request.method, request.url, dict(request.headers), body))
+
+        tab.on("request", record)
         tab.set_default_timeout(30_000)
         yield tab
         browser.close()
@@ -134,6 +163,67 @@ def check_mask(server: LocalServer, lv: Any, project: str) -> None:
     assert 0.005 < painted / (mask.width * mask.height) < 0.2  # the stroke and polygon, not the undone dab
 
 
+def check_onnx_download(page: Any, server: LocalServer, project: str) -> None:
+    """The model page's ONNX export is the artifact training wrote, and onnxruntime runs it."""
+    onnxruntime = pytest.importorskip("onnxruntime")
+    with urllib.request.urlopen(f"{server.endpoint_url}/console/config.json") as response:
+        artifacts_bucket = json.load(response)["artifactsBucket"]
+    stored = s3_client(server).get_object(Bucket=artifacts_bucket, Key=f"models/{project}/1/model.onnx")
+    with page.expect_download() as download_info:
+        page.click("#download-onnx")
+    download = download_info.value
+    assert download.suggested_filename == f"{project}-v1.onnx"
+    path = Path(download.path())  # Playwright's copy, gone with the browser
+    assert path.read_bytes() == stored["Body"].read()
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["image"]
+    with page.expect_download() as download_info:
+        page.click("#download-manifest")
+    manifest = json.loads(Path(download_info.value.path()).read_text())
+    assert manifest["threshold"] > 0 and manifest["input"]["shape"][1] == 3
+
+
+# Headers the browser sets itself or that CORS always lets through: no preflight asks for them.
+BROWSER_HEADERS = {"accept", "accept-language", "content-language", "user-agent", "referer", "origin"}
+
+
+def check_cors_covers(sent: list[SentRequest]) -> None:
+    """Each header the console's SDK sends is one the deployed API's preflight allows."""
+    names = {name for request in sent for name in request.headers}
+    needed = {n for n in names if n not in BROWSER_HEADERS and not n.startswith("sec-")}
+    assert {"authorization", "x-amz-date"} <= needed  # the recorder saw signed SDK calls
+    missing = needed - cors_allowed_headers()
+    assert not missing, f"template.yaml's Cors.AllowHeaders lacks {missing}"
+
+
+def verify_sigv4(request: SentRequest, secret_key: str) -> tuple[str, str]:
+    """Recomputes the request's SigV4 signature; returns (access key, service) of a valid one."""
+    pattern = (
+        r"AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request, "
+        r"SignedHeaders=([^,]+), Signature=(\w{64})"
+    )
+    match = re.fullmatch(pattern, request.headers["authorization"])
+    assert match, request.headers["authorization"]
+    key_id, day, region, service, signed_names, signature = match.groups()
+    url = urlsplit(request.url)
+    # Host and Content-Length are the browser's to set: what it sent, not what the page asked for.
+    headers = {"host": url.netloc, "content-length": str(len(request.body)), **request.headers}
+    canonical_headers = "".join(f"{n}:{' '.join(headers[n].split())}\n" for n in signed_names.split(";"))
+    pairs = parse_qsl(url.query, keep_blank_values=True)
+    query = "&".join(sorted(f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}" for k, v in pairs))
+    payload = headers.get("x-amz-content-sha256") or hashlib.sha256(request.body).hexdigest()
+    path = quote(url.path, safe="/-_.~")  # SigV4 encodes the sent (already encoded) path once more
+    canonical = "\n".join([request.method, path, query, canonical_headers, signed_names, payload])
+    scope = f"{day}/{region}/{service}/aws4_request"
+    digest = hashlib.sha256(canonical.encode()).hexdigest()
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", headers["x-amz-date"], scope, digest])
+    key = f"AWS4{secret_key}".encode()
+    for part in (day, region, service, "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    assert hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest() == signature, canonical
+    return key_id, service
+
+
 def upload(page: Any, files: list[Path], label: str) -> None:
     page.select_option("#upload-label", label)
     page.set_input_files("#upload", [str(f) for f in files])
@@ -141,7 +231,7 @@ def upload(page: Any, files: list[Path], label: str) -> None:
 
 
 def test_console_from_photos_to_trial_detection(
-    page: Any, server: LocalServer, lv: Any, images: Path
+    page: Any, server: LocalServer, lv: Any, images: Path, sent: list[SentRequest]
 ) -> None:
     project = "console-washers"
     page.goto(f"{server.endpoint_url}/console/")
@@ -233,6 +323,9 @@ def test_console_from_photos_to_trial_detection(
     page.wait_for_function("[...document.images].every(i => i.complete && i.naturalWidth > 0)")
     shot(page, "evaluation")
 
+    # the ONNX export, as `openlookout export` downloads it
+    check_onnx_download(page, server, project)
+
     # 7. host it
     page.click("#start-model")
     page.wait_for_selector("#model-status .status[data-status=HOSTED]", timeout=60_000)
@@ -261,3 +354,59 @@ def test_console_from_photos_to_trial_detection(
     page.wait_for_selector("#model-status .status[data-status=TRAINED]", timeout=60_000)
     assert lv.describe_model(ProjectName=project, ModelVersion="1")["ModelDescription"]["Status"] == "TRAINED"
     shot(page, "model")
+
+    # every call was signed with the local dummy credentials, for lookoutvision, and each header
+    # the SDK sent is one that the deployed API's CORS preflight allows
+    assert {verify_sigv4(request, "console") for request in sent} == {("console", "lookoutvision")}
+    check_cors_covers(sent)
+
+
+def test_sign_in_signs_for_execute_api_and_keeps_the_keys_in_the_tab(
+    page: Any, server: LocalServer, lv: Any, sent: list[SentRequest]
+) -> None:
+    """A deployed stack's sign-in: the local gateway checks no signature, so the test does."""
+    lv.create_project(ProjectName="console-signed-in")
+    secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYSIGNIN"
+    page.goto(f"{server.endpoint_url}/console/#/")
+    page.click("text=Connection")
+    page.get_by_label("Access key ID").fill("AKIASIGNINTEST")
+    page.get_by_label("Secret access key").fill(secret)
+    page.get_by_label("Session token (optional)").fill("session-token-1")
+    page.get_by_label("Deployed stack (API Gateway, IAM signing)").check()
+    shot(page, "connection")
+    del sent[:]
+    page.click("button:has-text('Save')")  # the page reloads with the new settings
+    page.wait_for_selector("text=console-signed-in")
+    listing = [r for r in sent if urlsplit(r.url).path == "/2020-11-20/projects" and r.method == "GET"]
+    assert listing, [r.url for r in sent]
+    for request in sent:
+        assert verify_sigv4(request, secret) == ("AKIASIGNINTEST", "execute-api")
+        assert request.headers["x-amz-security-token"] == "session-token-1"
+        assert request.url.startswith(server.endpoint_url)  # nowhere else
+        assert secret not in json.dumps(request.headers) + request.url + request.body.decode(errors="replace")
+    check_cors_covers(sent)
+    stored = page.evaluate("[JSON.stringify(sessionStorage), localStorage.length, document.cookie]")
+    assert secret in stored[0] and stored[1:] == [0, ""]  # the tab's sessionStorage only
+
+    # sign-out: the keys leave the tab, and the page is back on the defaults
+    page.click("text=Connection")
+    del sent[:]
+    page.click("#sign-out")
+    page.wait_for_selector("text=console-signed-in")
+    assert secret not in page.evaluate("JSON.stringify(sessionStorage)")
+    assert {verify_sigv4(request, "console")[1] for request in sent} == {"lookoutvision"}
+
+
+def test_the_local_service_answers_no_cross_origin_caller(server: LocalServer) -> None:
+    """Loopback stays closed to other origins: the console is same-origin under `openlookout serve`."""
+    for method in ("OPTIONS", "GET"):
+        request = urllib.request.Request(
+            f"{server.endpoint_url}/2020-11-20/projects", method=method,
+            headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"},
+        )  # fmt: skip
+        try:
+            with urllib.request.urlopen(request) as response:
+                headers = response.headers
+        except urllib.error.HTTPError as error:
+            headers = error.headers
+        assert "Access-Control-Allow-Origin" not in headers, method

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -71,3 +72,14 @@ def test_only_the_console_prefix_is_claimed() -> None:
     assert is_console_request({"PATH_INFO": "/console"})
     assert not is_console_request({"PATH_INFO": "/consoles"})
     assert not is_console_request({"PATH_INFO": "/2020-11-20/projects"})
+
+
+def test_config_json_tells_the_console_where_things_are(dist: Path) -> None:
+    response = Response()
+    environ: dict[str, Any] = {"REQUEST_METHOD": "GET", "PATH_INFO": "/console/config.json"}
+    config = {"region": "us-east-1", "artifactsBucket": "openlookout-artifactsbucket"}
+    body = b"".join(serve_console(environ, response, dist, config))
+    assert response.status == "200 OK" and response.headers["Content-Type"] == "application/json"
+    assert json.loads(body) == config
+    response, _ = get(dist, "/console/config.json")  # no config given: a plain 404, the page's defaults
+    assert response.status == "404 Not Found"
