@@ -115,6 +115,9 @@ class EngineConfig:
     normal_k_sigma: float = 2.5
     normal_clip_sigma: float = 2.5
     normal_margin: float = 0.0
+    # With labelled anomalies, the best-F1 cut on held-out normals + anomalies replaces that rule only
+    # when its F1 there beats the rule's by this much (few labels overfit a cut, #75).
+    label_min_gain: float = 0.1
     # After calibration, rebuild the memory bank from all normal images (held-out ones included).
     refit_on_all: bool = True
     # Labeled-defect patches kept per class for naming regions.

@@ -391,21 +391,19 @@ def _calibrate(
         normal_scores, normal_maps = _score_raw(graph, hold_raw, device)
         anom_scores, anom_maps = _score_raw(graph, anom_raw, device)
     labelled = len(masks) > 0
-    calib = calibrate(
-        normal_scores,
-        anom_scores if labelled else None,
-        k_sigma=cfg.normal_k_sigma,
-        clip_sigma=cfg.normal_clip_sigma,
-        margin=cfg.normal_margin,
-    )
+    rule = {
+        "k_sigma": cfg.normal_k_sigma,
+        "clip_sigma": cfg.normal_clip_sigma,
+        "margin": cfg.normal_margin,
+        "label_min_gain": cfg.label_min_gain,
+    }
+    calib = calibrate(normal_scores, anom_scores if labelled else None, **rule)
     # The same rule on the anomaly map's own image score (it differs from the score when detail taps
     # feed the map) gives the map-unit equivalent of the image threshold.
     map_threshold = calibrate(
         graph.image_score(torch.from_numpy(normal_maps)).numpy(),
         graph.image_score(torch.from_numpy(anom_maps)).numpy() if labelled else None,
-        k_sigma=cfg.normal_k_sigma,
-        clip_sigma=cfg.normal_clip_sigma,
-        margin=cfg.normal_margin,
+        **rule,
     ).threshold
     pixel_thr = _pixel_threshold(normal_maps, anom_maps, masks)
     # A region is only painted if the image is anomalous, so a higher pixel cut-off adds nothing.

@@ -93,7 +93,7 @@ def test_load_mask_reads_binary_and_coloured_masks():
 def test_calibration_is_monotone_and_consistent():
     rng = np.random.default_rng(0)
     cal = calibrate(rng.normal(1.0, 0.1, 30), rng.normal(2.0, 0.3, 20))
-    assert cal.method == "best-f1-holdout"
+    assert cal.method == "normal-clipped-mean+2.5std, confirmed by labelled anomalies"
     s = np.linspace(0, 4, 400)
     p = cal.probability(s)
     assert np.all(np.diff(p) > 0) and abs(float(cal.probability(cal.threshold)) - 0.5) < 1e-9
@@ -129,6 +129,19 @@ def test_one_odd_held_out_normal_does_not_set_the_threshold():
 def test_clipping_keeps_a_minimum_of_scores():
     mean, std = clipped_mean_std(np.array([1.0, 1.0, 1.0, 5.0]), 0.5)
     assert (mean, std) == (2.0, pytest.approx(np.std([1.0, 1.0, 1.0, 5.0])))
+
+
+def test_labelled_anomalies_move_the_threshold_only_when_they_clearly_disagree():
+    rng = np.random.default_rng(1)
+    normal = rng.normal(1.0, 0.1, 20)
+    rule = calibrate(normal, None).threshold
+    # Ten anomalies, one just under the rule: a best-F1 cut would chase it; the rule stays.
+    close = np.r_[rule - 0.01, rng.uniform(rule + 0.2, rule + 1.0, 9)]
+    assert calibrate(normal, close).threshold == rule
+    # Subtle defects: most score under the rule, so the labels' best cut replaces it.
+    subtle = rng.uniform(1.1, 1.2, 10)
+    cal = calibrate(normal, subtle)
+    assert cal.method == "best-f1-holdout" and cal.threshold < rule
 
 
 def test_best_f1_threshold_separates():
