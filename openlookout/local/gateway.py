@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 from xml.sax.saxutils import escape as xml_escape
 
-from openlookout.api.s3_names import bucket_name_problem, key_problem
+from openlookout.core.s3_names import bucket_name_problem, key_problem
 from openlookout.local.console import is_console_request, serve_console
 from openlookout.local.lambdas import Functions
 from openlookout.local.template import Route

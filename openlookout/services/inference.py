@@ -20,7 +20,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from botocore.exceptions import ClientError
 
-from openlookout.api.errors import ConflictException, ResourceType, ValidationException
+from openlookout.core.errors import ConflictException, ResourceType, ValidationException
 from openlookout.services.image_checks import ImageRuleError, inspect_header
 from openlookout.services.models import ModelStatus, get_model
 from openlookout.settings import settings
