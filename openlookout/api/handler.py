@@ -101,6 +101,7 @@ def _replayable(operation: str, run: Callable[[], dict[str, Any]], context: Any)
 
 def api_operation(operation_name: str) -> Callable[[ServiceCall], LambdaHandler]:
     """Decorates `call(params) -> output members` into an API Gateway proxy Lambda handler."""
+    settings()  # at cold start: a function with a missing or invalid variable fails here, naming it
     operation = operation_model(operation_name)
     status_code = route(operation_name).status_code
     token_member = _token_member(operation)

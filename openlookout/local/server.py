@@ -32,6 +32,7 @@ from openlookout.local.backends import (
 from openlookout.local.gateway import Gateway, Router, S3Proxy, StartResponse, WsgiEnviron
 from openlookout.local.lambdas import Functions
 from openlookout.local.template import LocalNames, SecretStore, Template
+from openlookout.settings import settings, storage_settings
 
 # Not under "openlookout": Powertools filters records of loggers named like its service.
 log = logging.getLogger("serve")
@@ -271,6 +272,9 @@ class LocalService:
         os.environ.pop("AWS_SESSION_TOKEN", None)
         os.environ.pop("AWS_PROFILE", None)
         os.environ.update(env)
+        # The handlers' settings are this environment, whatever this process read before.
+        settings.cache_clear()
+        storage_settings.cache_clear()
 
     def serve_forever(self) -> None:
         assert self.server is not None

@@ -8,7 +8,6 @@ Every status change is a version-checked write, so a lost race is a ConflictExce
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from enum import StrEnum
 from typing import Any
@@ -34,7 +33,6 @@ from openlookout.storage.tables import DatasetItem, ModelItem, ProjectItem, utcn
 
 TRAINING_STATE_MACHINE_ENV = "TRAINING_STATE_MACHINE_ARN"
 HOSTING_STATE_MACHINE_ENV = "HOSTING_STATE_MACHINE_ARN"
-MAX_INFERENCE_UNITS_ENV = "MAX_INFERENCE_UNITS"
 INFERENCE_UNITS_QUOTA_CODE = "L-INFERENCE-UNITS"
 
 
@@ -287,10 +285,6 @@ def delete_model(project_name: str, model_version: str) -> dict[str, Any]:
     return {"ModelArn": item.model_arn}
 
 
-def _max_inference_units() -> int:
-    return int(os.environ.get(MAX_INFERENCE_UNITS_ENV, "10"))
-
-
 def start_model(
     project_name: str, model_version: str, min_units: int, max_units: int | None = None
 ) -> dict[str, Any]:
@@ -307,7 +301,7 @@ def start_model(
             item.model_arn,
             ResourceType.MODEL,
         )
-    limit = _max_inference_units()
+    limit = settings().max_inference_units
     if max(min_units, max_units or 0) > limit:
         raise ServiceQuotaExceededException(
             f"A model can use at most {limit} inference units.",
