@@ -7,6 +7,8 @@ asked for a variable that is not its business:
 
 - `settings()`: the service (the API and workflow functions, locally and in AWS). The API
   handlers validate it when they are imported, at cold start; a workflow step on first use.
+  Each is validated once per distinct environment, so a process that sets its environment later
+  (`openlookout serve`, a test) is never served an earlier one.
 - `storage_settings()`: what any process that reads or writes S3 needs (the training job too).
 - `job_settings()`: the training container in SageMaker's job mode.
 - `client_settings()`: the `openlookout` client commands.
@@ -20,7 +22,7 @@ from __future__ import annotations
 import os
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, TypeVar
 
 from pydantic import (
     AliasChoices,
@@ -64,6 +66,9 @@ def _explain(model: str, error: ValidationError) -> str:
         else:
             problems.append(f"{variable}={problem['input']!r}: {problem['msg']}")
     return f"The environment is not a valid {model}: " + "; ".join(problems) + "."
+
+
+Model = TypeVar("Model", bound=_Environment)
 
 
 class StorageSettings(_Environment):
@@ -126,18 +131,41 @@ class Settings(_Environment):
 
 
 @cache
-def settings() -> Settings:
-    return Settings.from_environment()
+def _variables(model: type[_Environment]) -> tuple[str, ...]:
+    """Every environment variable a model's fields read."""
+    names: list[str] = []
+    for field in model.model_fields.values():
+        alias = field.validation_alias or field.alias
+        if isinstance(alias, AliasChoices):
+            names.extend(choice for choice in alias.choices if isinstance(choice, str))
+        elif isinstance(alias, str):
+            names.append(alias)
+    return tuple(names)
 
 
 @cache
+def _validated(model: type[Model], values: tuple[tuple[str, str | None], ...]) -> Model:
+    return model.from_environment({name: value for name, value in values if value is not None})
+
+
+def _current(model: type[Model]) -> Model:
+    """The model of the environment as it is now, validated once per distinct set of values (in a
+    Lambda function, once); a process that changes its environment (tests, `serve`) is seen at once."""
+    get = os.environ.get
+    return _validated(model, tuple((name, get(name)) for name in _variables(model)))
+
+
+def settings() -> Settings:
+    return _current(Settings)
+
+
 def storage_settings() -> StorageSettings:
-    return StorageSettings.from_environment()
+    return _current(StorageSettings)
 
 
 def job_settings() -> JobSettings:
-    return JobSettings.from_environment()
+    return _current(JobSettings)
 
 
 def client_settings() -> ClientSettings:
-    return ClientSettings.from_environment()
+    return _current(ClientSettings)

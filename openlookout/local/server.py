@@ -29,10 +29,9 @@ from openlookout.local.backends import (
     create_buckets,
     create_tables,
 )
-from openlookout.local.gateway import Gateway, Router, S3Proxy, StartResponse, WsgiEnviron
+from openlookout.local.gateway import Gateway, Router, S3Proxy, StartResponse, StreamingProxy, WsgiEnviron
 from openlookout.local.lambdas import Functions
 from openlookout.local.template import LocalNames, SecretStore, Template
-from openlookout.settings import settings, storage_settings
 
 # Not under "openlookout": Powertools filters records of loggers named like its service.
 log = logging.getLogger("serve")
@@ -212,8 +211,7 @@ class LocalService:
         self.states.recover()
         router = Router(template.routes(), template.stage_names())
         s3 = S3Proxy(self.backends.s3_url, self.backends.s3_access_key)
-        # Same streaming proxy, no key rewrite, no S3 name rules.
-        dynamodb = S3Proxy(self.backends.dynamodb_url, None, check_names=False)
+        dynamodb = StreamingProxy(self.backends.dynamodb_url)
         gateway = Gateway(
             registry, router, template.binary_media_types(), options.account_id, s3, self.states, dynamodb
         )
@@ -272,9 +270,6 @@ class LocalService:
         os.environ.pop("AWS_SESSION_TOKEN", None)
         os.environ.pop("AWS_PROFILE", None)
         os.environ.update(env)
-        # The handlers' settings are this environment, whatever this process read before.
-        settings.cache_clear()
-        storage_settings.cache_clear()
 
     def serve_forever(self) -> None:
         assert self.server is not None

@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from openlookout.services.inference import model_cache_dir
-from openlookout.settings import settings
-
-
-@pytest.fixture(autouse=True)
-def fresh_settings() -> Iterator[None]:
-    """Each test reads the environment it sets; the next test must not see it."""
-    settings.cache_clear()
-    yield
-    settings.cache_clear()
 
 
 def test_local_runtime_keeps_models_in_its_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -47,9 +47,8 @@ def test_an_unknown_package_is_refused(tmp_path: Path) -> None:
 
 def test_the_numpy_bound_is_true() -> None:
     """The engine uses NumPy 2 API (np.trapezoid): the declared lower bound must be 2 or more."""
-    spec = load_script().declared(
-        __import__("tomllib").loads((ROOT / "pyproject.toml").read_text())["project"]
-    )
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    spec = load_script().declared(project)
     bound = re.search(r">=\s*(\d+)", spec["numpy"])
     assert bound is not None and int(bound.group(1)) >= 2
     assert hasattr(np, "trapezoid")

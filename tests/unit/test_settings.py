@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,13 +12,6 @@ from openlookout.services import executions
 from openlookout.settings import ConfigurationError, Settings, settings
 from openlookout.storage.tables import ProjectItem
 from tests.template_support import TEMPLATE
-
-
-@pytest.fixture(autouse=True)
-def fresh_settings() -> Iterator[None]:
-    settings.cache_clear()
-    yield
-    settings.cache_clear()
 
 
 def test_the_test_environment_is_valid() -> None:
@@ -65,7 +57,6 @@ def test_values_are_typed(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_table_names_are_read_when_used_not_when_imported(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PROJECTS_TABLE", "OtherProjects")
-    settings.cache_clear()
     assert ProjectItem.Meta.table_name == "OtherProjects"
 
 
@@ -77,7 +68,6 @@ def test_an_execution_arn_is_never_invented(monkeypatch: pytest.MonkeyPatch) -> 
         == arn.replace(":stateMachine:", ":execution:") + ":m-1"
     )
     monkeypatch.delenv("TRAINING_STATE_MACHINE_ARN")
-    settings.cache_clear()
     with pytest.raises(ConfigurationError, match="TRAINING_STATE_MACHINE_ARN is not set"):
         executions.execution_arn("TRAINING_STATE_MACHINE_ARN", "m-1")
 
