@@ -176,6 +176,9 @@ def create_dataset(
                 ResourceType.DATASET,
             ) from None
         raise
+    # What was created: the workflow may already have moved the dataset on (and _record_execution
+    # reads the item back), but CreateDataset answers with the status it set, as L4V does.
+    created = _metadata(item)
     if manifest:
         source = {key: manifest.get(key) for key in ("Bucket", "Key", "VersionId")}
         try:
@@ -184,7 +187,7 @@ def create_dataset(
             item.delete()  # nothing will ever finish this dataset; let the caller retry
             raise
         _record_execution(item, execution_arn)
-    return {"DatasetMetadata": _metadata(item)}
+    return {"DatasetMetadata": created}
 
 
 def describe_dataset(project_name: str, dataset_type: str) -> dict[str, Any]:
