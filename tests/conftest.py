@@ -17,6 +17,11 @@ _ENV = {
     "IDEMPOTENCY_TABLE": "IdempotencyTable",
     "ARTIFACTS_BUCKET": "openlookout-artifacts",
     "PAGINATION_TOKEN_SECRET": "unit-test-secret",
+    # What the template gives the functions that start these workflows (tests stub the starts).
+    "DATASET_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:DatasetStateMachine",
+    "TRAINING_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:TrainingStateMachine",
+    "HOSTING_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:HostingStateMachine",
+    "PACKAGING_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:PackagingStateMachine",
     "POWERTOOLS_METRICS_NAMESPACE": "LookoutVision",
     "POWERTOOLS_SERVICE_NAME": "openlookout",
 }

@@ -28,15 +28,15 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from botocore.model import OperationModel
 
-from openlookout.api.errors import (
+from openlookout.api.model import operation_model, route
+from openlookout.api.protocol import error_response, json_response, parse_request, serialize_output
+from openlookout.core.errors import (
     ConflictException,
     InternalServerException,
     ResourceType,
     ServiceError,
     ValidationException,
 )
-from openlookout.api.model import operation_model, route
-from openlookout.api.protocol import error_response, json_response, parse_request, serialize_output
 from openlookout.settings import settings
 
 logger = Logger(service="openlookout")
@@ -101,6 +101,7 @@ def _replayable(operation: str, run: Callable[[], dict[str, Any]], context: Any)
 
 def api_operation(operation_name: str) -> Callable[[ServiceCall], LambdaHandler]:
     """Decorates `call(params) -> output members` into an API Gateway proxy Lambda handler."""
+    settings()  # at cold start: a function with a missing or invalid variable fails here, naming it
     operation = operation_model(operation_name)
     status_code = route(operation_name).status_code
     token_member = _token_member(operation)

@@ -19,7 +19,7 @@ from urllib.parse import unquote
 import regex  # the model's patterns use \p{L}-style classes, which `re` lacks
 from botocore.model import OperationModel, Shape, StructureShape
 
-from openlookout.api.errors import ServiceError, ValidationException
+from openlookout.core.errors import ServiceError, ValidationException
 
 JSON_CONTENT_TYPE = "application/json"
 

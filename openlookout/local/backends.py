@@ -30,6 +30,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from openlookout.local.template import Table
+from openlookout.settings import client_settings
 
 log = logging.getLogger("serve.backends")
 
@@ -48,7 +49,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def node_modules_dir() -> Path | None:
     candidates = [
-        os.environ.get("OPENLOOKOUT_NODE_MODULES"),
+        client_settings().node_modules,
         REPO_ROOT / "node_modules",
         Path.cwd() / "node_modules",
     ]

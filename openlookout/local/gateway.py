@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 from xml.sax.saxutils import escape as xml_escape
 
-from openlookout.api.s3_names import bucket_name_problem, key_problem
+from openlookout.core.s3_names import bucket_name_problem, key_problem
 from openlookout.local.console import is_console_request, serve_console
 from openlookout.local.lambdas import Functions
 from openlookout.local.template import Route
@@ -163,12 +163,61 @@ def s3_error(start_response: StartResponse, status: str, code: str, message: str
     return [body]
 
 
-class S3Proxy:
-    def __init__(self, backend_url: str, access_key: str | None, check_names: bool = True) -> None:
-        self.check_names = check_names  # S3 rules; off for the DynamoDB proxy that reuses this class
+class StreamingProxy:
+    """Forwards a request to a backend server as it came, streaming both bodies (DynamoDB Local)."""
+
+    def __init__(self, backend_url: str) -> None:
         parts = urlsplit(backend_url)
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or 80
+
+    def answer_here(self, environ: WsgiEnviron, start_response: StartResponse) -> Iterable[bytes] | None:
+        """An answer that needs no backend (a refusal), or None to forward the request."""
+        return None
+
+    def target(self, environ: WsgiEnviron) -> str:
+        query = environ.get("QUERY_STRING", "")
+        return raw_path(environ) + ("?" + query if query else "")
+
+    def header(self, name: str, value: str) -> str | None:
+        """The value to forward for a header; None leaves it out."""
+        return value
+
+    def __call__(self, environ: WsgiEnviron, start_response: StartResponse) -> Iterable[bytes]:
+        answer = self.answer_here(environ, start_response)
+        if answer is not None:
+            return answer
+        connection = http.client.HTTPConnection(self.host, self.port, timeout=300)
+        length = environ.get("CONTENT_LENGTH")
+        method = environ["REQUEST_METHOD"]
+        chunked = (
+            not length and environ.get("wsgi.input_terminated") and method not in ("GET", "HEAD", "DELETE")
+        )
+        connection.putrequest(method, self.target(environ), skip_host=True, skip_accept_encoding=True)
+        connection.putheader("Host", environ.get("HTTP_HOST", f"{self.host}:{self.port}"))
+        for name, value in _headers_of(environ):
+            lower = name.lower()
+            if lower in _HOP_BY_HOP or (lower == "content-length" and not length):
+                continue
+            forwarded = self.header(name, value)
+            if forwarded is not None:
+                connection.putheader(name, forwarded)
+        if chunked:
+            connection.putheader("Transfer-Encoding", "chunked")
+        connection.endheaders()
+        _send_body(connection, environ["wsgi.input"], int(length) if length else None, bool(chunked))
+        response = connection.getresponse()
+        headers = [(k, v) for k, v in response.getheaders() if k.lower() not in _HOP_BY_HOP]
+        start_response(f"{response.status} {response.reason}", headers)
+        return _stream(response, connection)
+
+
+class S3Proxy(StreamingProxy):
+    """The S3 backend behind S3's rules: names checked as S3 checks them, and the caller's access key
+    swapped for the backend's (presigned SigV2 URLs sent unsigned, as the backend allows)."""
+
+    def __init__(self, backend_url: str, access_key: str | None) -> None:
+        super().__init__(backend_url)
         self.access_key = access_key
 
     def _rewrite_key(self, text: str) -> str:
@@ -198,61 +247,43 @@ class S3Proxy:
             rewritten.append(f"{quote(key, safe='-_.~')}={quote(value, safe='-_.~')}")
         return "&".join(rewritten)
 
-    def __call__(self, environ: WsgiEnviron, start_response: StartResponse) -> Iterable[bytes]:
-        path = raw_path(environ)
-        if self.check_names:
-            problem = s3_request_problem(environ)
-            if problem:
-                _read_body(environ)
-                return s3_error(start_response, "400 Bad Request", *problem)
-        query = self._query(environ.get("QUERY_STRING", ""))
-        if query is None:
+    def answer_here(self, environ: WsgiEnviron, start_response: StartResponse) -> Iterable[bytes] | None:
+        problem = s3_request_problem(environ)
+        if problem:
+            _read_body(environ)
+            return s3_error(start_response, "400 Bad Request", *problem)
+        if self._query(environ.get("QUERY_STRING", "")) is None:
             _read_body(environ)
             return s3_error(start_response, "403 Forbidden", "AccessDenied", "Request has expired")
-        target = path + ("?" + query if query else "")
-        connection = http.client.HTTPConnection(self.host, self.port, timeout=300)
-        length = environ.get("CONTENT_LENGTH")
-        chunked = (
-            not length
-            and environ.get("wsgi.input_terminated")
-            and environ["REQUEST_METHOD"]
-            not in (
-                "GET",
-                "HEAD",
-                "DELETE",
-            )
-        )
-        connection.putrequest(environ["REQUEST_METHOD"], target, skip_host=True, skip_accept_encoding=True)
-        connection.putheader("Host", environ.get("HTTP_HOST", f"{self.host}:{self.port}"))
-        for name, value in _headers_of(environ):
-            lower = name.lower()
-            if lower in _HOP_BY_HOP or (lower == "content-length" and not length):
-                continue
-            if lower == "authorization":
-                if value.startswith("AWS ") and self.access_key:
-                    continue  # SigV2 header: unsigned, see _query
-                value = self._rewrite_key(value)
-            connection.putheader(name, value)
-        if chunked:
-            connection.putheader("Transfer-Encoding", "chunked")
-        connection.endheaders()
-        stream = environ["wsgi.input"]
-        if length:
-            remaining = int(length)
-            while remaining > 0:
-                data = stream.read(min(CHUNK, remaining))
-                if not data:
-                    break
-                connection.send(data)
-                remaining -= len(data)
-        elif chunked:
-            while data := stream.read(CHUNK):
-                connection.send(f"{len(data):X}\r\n".encode() + data + b"\r\n")
-            connection.send(b"0\r\n\r\n")
-        response = connection.getresponse()
-        headers = [(k, v) for k, v in response.getheaders() if k.lower() not in _HOP_BY_HOP]
-        start_response(f"{response.status} {response.reason}", headers)
-        return _stream(response, connection)
+        return None
+
+    def target(self, environ: WsgiEnviron) -> str:
+        query = self._query(environ.get("QUERY_STRING", ""))
+        return raw_path(environ) + ("?" + query if query else "")
+
+    def header(self, name: str, value: str) -> str | None:
+        if name.lower() != "authorization":
+            return value
+        if value.startswith("AWS ") and self.access_key:
+            return None  # SigV2 header: unsigned, see _query
+        return self._rewrite_key(value)
+
+
+def _send_body(
+    connection: http.client.HTTPConnection, stream: Any, length: int | None, chunked: bool
+) -> None:
+    if length is not None:
+        remaining = length
+        while remaining > 0:
+            data = stream.read(min(CHUNK, remaining))
+            if not data:
+                break
+            connection.send(data)
+            remaining -= len(data)
+    elif chunked:
+        while data := stream.read(CHUNK):
+            connection.send(f"{len(data):X}\r\n".encode() + data + b"\r\n")
+        connection.send(b"0\r\n\r\n")
 
 
 def _stream(response: http.client.HTTPResponse, connection: http.client.HTTPConnection) -> Iterator[bytes]:
@@ -440,7 +471,7 @@ class Gateway:
         account_id: str,
         s3: S3Proxy,
         states: Callable[[WsgiEnviron, StartResponse], Iterable[bytes]] | None = None,
-        dynamodb: S3Proxy | None = None,
+        dynamodb: StreamingProxy | None = None,
     ) -> None:
         self.functions = functions
         self.router = router

@@ -29,7 +29,7 @@ from openlookout.local.backends import (
     create_buckets,
     create_tables,
 )
-from openlookout.local.gateway import Gateway, Router, S3Proxy, StartResponse, WsgiEnviron
+from openlookout.local.gateway import Gateway, Router, S3Proxy, StartResponse, StreamingProxy, WsgiEnviron
 from openlookout.local.lambdas import Functions
 from openlookout.local.template import LocalNames, SecretStore, Template
 
@@ -211,8 +211,7 @@ class LocalService:
         self.states.recover()
         router = Router(template.routes(), template.stage_names())
         s3 = S3Proxy(self.backends.s3_url, self.backends.s3_access_key)
-        # Same streaming proxy, no key rewrite, no S3 name rules.
-        dynamodb = S3Proxy(self.backends.dynamodb_url, None, check_names=False)
+        dynamodb = StreamingProxy(self.backends.dynamodb_url)
         gateway = Gateway(
             registry, router, template.binary_media_types(), options.account_id, s3, self.states, dynamodb
         )

@@ -5,10 +5,9 @@ Executions run on a bounded pool of daemon threads, so StartExecution returns at
 a JSON record under <data-dir>/stepfunctions/executions/, written when it starts and ends. An
 execution still RUNNING when the service starts again was cut short by a shutdown: it becomes
 FAILED with error `OpenLookout.Interrupted`. As for every execution that ends, a
-"Step Functions Execution Status Change" event then goes to (1) the template functions whose
-EventBridgeRule/CloudWatchEvent pattern matches it (e.g. status FAILED), exactly as in AWS, and
-(2) the callbacks registered with `on_execution_ended`. That is how workflows notice and repair the
-resources an execution was driving.
+"Step Functions Execution Status Change" event then goes to the template functions whose
+EventBridgeRule/CloudWatchEvent pattern matches it (e.g. status FAILED), exactly as in AWS. That is
+how workflows notice and repair the resources an execution was driving.
 """
 
 from __future__ import annotations
@@ -36,19 +35,6 @@ log = logging.getLogger("serve.states")
 INTERRUPTED_ERROR = "OpenLookout.Interrupted"
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 MAX_EVENTS = 5000
-
-ExecutionListener = Callable[[dict[str, Any]], None]
-_listeners: list[ExecutionListener] = []
-
-
-def on_execution_ended(listener: ExecutionListener) -> ExecutionListener:
-    """Registers a callback for every execution that ends (usable as a decorator).
-
-    It receives the EventBridge event AWS sends for the status change (`detail` has
-    executionArn, stateMachineArn, name, status, input, output, error, cause).
-    """
-    _listeners.append(listener)
-    return listener
 
 
 class ServiceException(Exception):
@@ -305,7 +291,9 @@ class StepFunctions:
     # -------------------------------------------------------- status change events
 
     def _announce(self, execution: Execution) -> None:
-        """Sends the status change event of an ended execution to listeners and matching rules."""
+        """Sends the status change event of an ended execution to the functions whose rules match it
+        (the EventBridge event AWS sends: `detail` has executionArn, stateMachineArn, name, status,
+        input, output, error, cause)."""
         event = {
             "version": "0",
             "id": str(uuid.uuid4()),
@@ -321,11 +309,6 @@ class StepFunctions:
                 if k != "events"
             },
         }
-        for listener in list(_listeners):
-            try:
-                listener(event)
-            except Exception:
-                log.exception("execution listener %r failed", listener)
         for spec in self.functions.specs():
             if any(event_pattern_matches(rule, event) for rule in spec.event_rules):
                 try:

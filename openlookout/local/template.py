@@ -304,11 +304,18 @@ class Template:
     def globals_function(self) -> dict[str, Any]:
         return ((self.document.get("Globals") or {}).get("Function")) or {}
 
+    def function_properties(self, logical_id: str) -> dict[str, Any]:
+        """A function's properties with the Globals merged in as SAM does, IgnoreGlobals included."""
+        resource = self.resources[logical_id]
+        defaults = dict(self.globals_function())
+        ignored = resource.get("IgnoreGlobals")
+        for key in list(defaults) if ignored == "*" else ignored if isinstance(ignored, list) else []:
+            defaults.pop(key, None)
+        return dict(merge_globals(defaults, resource.get("Properties") or {}))
+
     def environment_of(self, logical_id: str) -> dict[str, str]:
         """Globals' variables overlaid by the function's own; unresolvable values are left out."""
-        raw: dict[str, Any] = {}
-        raw.update(((self.globals_function().get("Environment") or {}).get("Variables")) or {})
-        raw.update(((self._props(logical_id).get("Environment") or {}).get("Variables")) or {})
+        raw = (self.function_properties(logical_id).get("Environment") or {}).get("Variables") or {}
         env: dict[str, str] = {}
         for key, value in raw.items():
             try:
@@ -319,12 +326,10 @@ class Template:
         return env
 
     def functions(self) -> dict[str, Function]:
-        defaults = self.globals_function()
         result: dict[str, Function] = {}
         for logical_id, resource in self.of_type(*FUNCTION_TYPES).items():
-            props = resource.get("Properties") or {}
-            code_uri = props.get("CodeUri", defaults.get("CodeUri"))
-            handler = props.get("Handler", defaults.get("Handler"))
+            props = self.function_properties(logical_id)
+            code_uri, handler = props.get("CodeUri"), props.get("Handler")
             if props.get("PackageType") == "Image":
                 # No containers here: run the image's CMD handler from its Dockerfile's folder,
                 # which is where the handler file is copied from (needs its packages in this venv).
@@ -338,7 +343,7 @@ class Template:
                 logical_id=logical_id,
                 code_uri=(self.root_of(logical_id) / code_uri).resolve(),
                 handler=handler,
-                timeout=float(props.get("Timeout", defaults.get("Timeout", 3))),
+                timeout=float(props.get("Timeout", 3)),
                 environment=self.environment_of(logical_id),
             )
             for event in (props.get("Events") or {}).values():
@@ -453,6 +458,29 @@ class Template:
                 )
             )
         return result
+
+
+def _is_intrinsic(value: Any) -> bool:
+    """`{"Ref": ...}` or `{"Fn::Sub": ...}`: one value to SAM, never merged key by key."""
+    if not isinstance(value, dict) or len(value) != 1:
+        return False
+    key = str(next(iter(value)))
+    return key == "Ref" or key.startswith("Fn::")
+
+
+def merge_globals(global_value: Any, local_value: Any) -> Any:
+    """SAM's merge of Globals into a resource: maps key by key, lists as the Globals' items followed
+    by the resource's; anything else (an intrinsic function too) is the resource's own value."""
+    if isinstance(global_value, list) and isinstance(local_value, list):
+        return global_value + local_value
+    if not isinstance(global_value, dict) or not isinstance(local_value, dict):
+        return local_value
+    if _is_intrinsic(global_value) or _is_intrinsic(local_value):
+        return local_value
+    merged = dict(global_value)
+    for key, value in local_value.items():
+        merged[key] = merge_globals(global_value[key], value) if key in global_value else value
+    return merged
 
 
 def substitute(value: Any, substitutions: Mapping[str, Any]) -> Any:

@@ -11,16 +11,16 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from pynamodb.exceptions import DeleteError, PutError, UpdateError
 
-from openlookout.api.errors import ConflictException, ResourceNotFoundException, ResourceType
-from openlookout.api.pagination import decode_token, encode_token, page_size
-from openlookout.api.s3_names import check_location
+from openlookout.core.errors import ConflictException, ResourceNotFoundException, ResourceType
+from openlookout.core.pagination import read_page
+from openlookout.core.s3_names import check_location
 from openlookout.services.executions import start_execution
 from openlookout.services.projects import get_project
 from openlookout.settings import settings
@@ -176,6 +176,9 @@ def create_dataset(
                 ResourceType.DATASET,
             ) from None
         raise
+    # What was created: the workflow may already have moved the dataset on (and _record_execution
+    # reads the item back), but CreateDataset answers with the status it set, as L4V does.
+    created = _metadata(item)
     if manifest:
         source = {key: manifest.get(key) for key in ("Bucket", "Key", "VersionId")}
         try:
@@ -184,7 +187,7 @@ def create_dataset(
             item.delete()  # nothing will ever finish this dataset; let the caller retry
             raise
         _record_execution(item, execution_arn)
-    return {"DatasetMetadata": _metadata(item)}
+    return {"DatasetMetadata": created}
 
 
 def describe_dataset(project_name: str, dataset_type: str) -> dict[str, Any]:
@@ -303,11 +306,6 @@ def list_dataset_entries(
     }
     # The token is bound to the dataset and the filters: reusing it with other ones is a ValidationException.
     scope = "ListDatasetEntries:" + json.dumps([project_name, dataset_type, filters], sort_keys=True)
-    after = str(decode_token(scope, next_token)["after"]) if next_token else None
-    limit = page_size(max_results)
-    if item.generation is None:  # still being created
-        return {"DatasetEntries": []}
-
     condition = None
     for clause in (
         DatasetEntryItem.labeled == labeled if labeled is not None else None,
@@ -317,23 +315,22 @@ def list_dataset_entries(
     ):
         if clause is not None:
             condition = clause if condition is None else condition & clause
-    key = entries_key(project_name, dataset_type, item.generation)
-    start = {"DatasetKey": {"S": key}, "SourceRef": {"S": after}} if after else None
-    page: list[DatasetEntryItem] = []
-    # DynamoDB applies filters after its own page limit, so read on until one more than asked is found.
-    for entry in DatasetEntryItem.query(
-        key, filter_condition=condition, last_evaluated_key=start, consistent_read=True
-    ):
-        # DynamoDB refuses filters on key attributes, so the source-ref filter is applied here.
-        if source_ref_contains and source_ref_contains not in entry.source_ref:
-            continue
-        page.append(entry)
-        if len(page) > limit:
-            break
-    result: dict[str, Any] = {"DatasetEntries": [entry.entry for entry in page[:limit]]}
-    if len(page) > limit:
-        result["NextToken"] = encode_token(scope, {"after": page[limit - 1].source_ref})
-    return result
+
+    def query(after: Any, _count: int) -> Iterator[DatasetEntryItem]:
+        if item.generation is None:  # still being created
+            return
+        key = entries_key(project_name, dataset_type, item.generation)
+        start = None if after is None else {"DatasetKey": {"S": key}, "SourceRef": {"S": str(after)}}
+        # DynamoDB applies filters after its own page limit: read_page reads on until one more than asked.
+        for entry in DatasetEntryItem.query(
+            key, filter_condition=condition, last_evaluated_key=start, consistent_read=True
+        ):
+            # DynamoDB refuses filters on key attributes, so the source-ref filter is applied here.
+            if not source_ref_contains or source_ref_contains in entry.source_ref:
+                yield entry
+
+    page, more = read_page(scope, next_token, max_results, query, lambda entry: entry.source_ref)
+    return {"DatasetEntries": [entry.entry for entry in page], **more}
 
 
 def empty_stats() -> ImageStats:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import sys
 import tempfile
 import threading
@@ -20,14 +19,13 @@ from typing import Any
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from botocore.exceptions import ClientError
 
-from openlookout.api.errors import ConflictException, ResourceType, ValidationException
+from openlookout.core.errors import ConflictException, ResourceType, ValidationException
 from openlookout.services.image_checks import ImageRuleError, inspect_header
 from openlookout.services.models import ModelStatus, get_model
 from openlookout.settings import settings
 from openlookout.storage.artifacts import fetch_file
 from openlookout.storage.tables import ModelItem
 
-NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "LookoutVision")
 CONTENT_TYPES = ("image/jpeg", "image/png")
 CONTENT_TYPE_MESSAGE = "content-type must be one of the following. image/jpeg, image/png"
 
@@ -39,9 +37,10 @@ _emit_lock = threading.Lock()
 def model_cache_dir() -> Path:
     """Where hosted models are unpacked: the data dir locally (never a /tmp shared by every server on
     the machine), the function's own /tmp (OPENLOOKOUT_MODEL_CACHE) in Lambda."""
-    if os.environ.get("OPENLOOKOUT_LOCAL") and os.environ.get("OPENLOOKOUT_DATA_DIR"):
-        return Path(os.environ["OPENLOOKOUT_DATA_DIR"]) / "models"
-    return Path(os.environ.get("OPENLOOKOUT_MODEL_CACHE") or tempfile.gettempdir()) / "openlookout-models"
+    s = settings()
+    if s.local and s.data_dir:
+        return s.data_dir / "models"
+    return (s.model_cache or Path(tempfile.gettempdir())) / "openlookout-models"
 
 
 def _detector(model: ModelItem) -> Any:
@@ -73,7 +72,7 @@ def _detector(model: ModelItem) -> Any:
                             model.model_arn,
                             ResourceType.MODEL,
                         ) from None
-                threads = int(os.environ.get("OPENLOOKOUT_INFERENCE_THREADS", "0")) or None
+                threads = settings().inference_threads or None
                 detector = _detectors[key] = Detector.load(directory, threads=threads)
     return detector
 
@@ -101,7 +100,7 @@ def emit(metrics: EphemeralMetrics) -> None:
 
 def detect_anomalies(project_name: str, model_version: str, content_type: str, body: bytes) -> dict[str, Any]:
     # One metrics object per request: a shared one was flushed by one thread while another wrote.
-    metrics = EphemeralMetrics(namespace=NAMESPACE)
+    metrics = EphemeralMetrics(namespace=settings().metrics_namespace)
     try:
         return _detect(metrics, project_name, model_version, content_type, body)
     finally:

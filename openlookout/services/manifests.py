@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from openlookout.api.s3_names import location_problem
+from openlookout.core.s3_names import location_problem
 
 SOURCE_REF = "source-ref"
 MAX_ENTRY_CHARS = 8192  # the service model's DatasetEntry maximum: an entry must round-trip

@@ -8,23 +8,22 @@ Every status change is a version-checked write, so a lost race is a ConflictExce
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from enum import StrEnum
 from typing import Any
 
 from pynamodb.exceptions import PutError, UpdateError
 
-from openlookout.api.arns import model_arn
-from openlookout.api.errors import (
+from openlookout.core.arns import model_arn
+from openlookout.core.errors import (
     ConflictException,
     ResourceNotFoundException,
     ResourceType,
     ServiceQuotaExceededException,
     ValidationException,
 )
-from openlookout.api.pagination import decode_token, encode_token, page_size
-from openlookout.api.s3_names import check_location
+from openlookout.core.pagination import read_page
+from openlookout.core.s3_names import check_location
 from openlookout.services.executions import execution_arn, start_execution
 from openlookout.services.projects import get_project
 from openlookout.settings import settings
@@ -34,7 +33,6 @@ from openlookout.storage.tables import DatasetItem, ModelItem, ProjectItem, utcn
 
 TRAINING_STATE_MACHINE_ENV = "TRAINING_STATE_MACHINE_ARN"
 HOSTING_STATE_MACHINE_ENV = "HOSTING_STATE_MACHINE_ARN"
-MAX_INFERENCE_UNITS_ENV = "MAX_INFERENCE_UNITS"
 INFERENCE_UNITS_QUOTA_CODE = "L-INFERENCE-UNITS"
 
 
@@ -247,20 +245,19 @@ def list_models(
     project_name: str, next_token: str | None = None, max_results: int | None = None
 ) -> dict[str, Any]:
     get_project(project_name)
-    scope = f"ListModels/{project_name}"
-    limit = page_size(max_results)
-    start = None
-    if next_token:
-        after = decode_token(scope, next_token)["after"]
-        start = {"ProjectName": {"S": project_name}, "ModelVersion": {"N": str(int(after))}}
-    items = list(
-        ModelItem.query(project_name, limit=limit + 1, last_evaluated_key=start, consistent_read=True)
+
+    def query(after: Any, count: int) -> Iterable[ModelItem]:
+        start = (
+            None
+            if after is None
+            else {"ProjectName": {"S": project_name}, "ModelVersion": {"N": str(int(after))}}
+        )
+        return ModelItem.query(project_name, limit=count, last_evaluated_key=start, consistent_read=True)
+
+    page, more = read_page(
+        f"ListModels/{project_name}", next_token, max_results, query, lambda m: int(m.model_version)
     )
-    page, more = items[:limit], len(items) > limit
-    result: dict[str, Any] = {"Models": [_metadata(item) for item in page]}
-    if more:
-        result["NextToken"] = encode_token(scope, {"after": int(page[-1].model_version)})
-    return result
+    return {"Models": [_metadata(item) for item in page], **more}
 
 
 BUSY_FOR_DELETE = {
@@ -288,10 +285,6 @@ def delete_model(project_name: str, model_version: str) -> dict[str, Any]:
     return {"ModelArn": item.model_arn}
 
 
-def _max_inference_units() -> int:
-    return int(os.environ.get(MAX_INFERENCE_UNITS_ENV, "10"))
-
-
 def start_model(
     project_name: str, model_version: str, min_units: int, max_units: int | None = None
 ) -> dict[str, Any]:
@@ -308,7 +301,7 @@ def start_model(
             item.model_arn,
             ResourceType.MODEL,
         )
-    limit = _max_inference_units()
+    limit = settings().max_inference_units
     if max(min_units, max_units or 0) > limit:
         raise ServiceQuotaExceededException(
             f"A model can use at most {limit} inference units.",

@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from typing import Any
 
 from pynamodb.exceptions import PutError
 
-from openlookout.api.errors import (
+from openlookout.core.errors import (
     ConflictException,
     ResourceNotFoundException,
     ResourceType,
     ValidationException,
 )
-from openlookout.api.pagination import decode_token, encode_token, page_size
+from openlookout.core.pagination import read_page
 from openlookout.services.executions import execution_arn, start_execution
 from openlookout.services.models import ModelStatus, get_model
 from openlookout.services.projects import get_project
@@ -178,22 +178,16 @@ def list_model_packaging_jobs(
     project_name: str, next_token: str | None = None, max_results: int | None = None
 ) -> dict[str, Any]:
     get_project(project_name)
-    scope = f"ListModelPackagingJobs/{project_name}"
-    limit = page_size(max_results)
-    start = None
-    if next_token:
-        after = str(decode_token(scope, next_token)["after"])
-        start = {"ProjectName": {"S": project_name}, "JobName": {"S": after}}
-    items = list(
-        ModelPackagingJobItem.query(
-            project_name, limit=limit + 1, last_evaluated_key=start, consistent_read=True
+
+    def query(after: Any, count: int) -> Iterable[ModelPackagingJobItem]:
+        start = None if after is None else {"ProjectName": {"S": project_name}, "JobName": {"S": str(after)}}
+        return ModelPackagingJobItem.query(
+            project_name, limit=count, last_evaluated_key=start, consistent_read=True
         )
-    )
-    page, more = items[:limit], len(items) > limit
-    result: dict[str, Any] = {"ModelPackagingJobs": [_metadata(job) for job in page]}
-    if more:
-        result["NextToken"] = encode_token(scope, {"after": page[-1].job_name})
-    return result
+
+    scope = f"ListModelPackagingJobs/{project_name}"
+    page, more = read_page(scope, next_token, max_results, query, lambda job: job.job_name)
+    return {"ModelPackagingJobs": [_metadata(job) for job in page], **more}
 
 
 def record(job: ModelPackagingJobItem, status: JobStatus, message: str | None = None, **fields: Any) -> None:

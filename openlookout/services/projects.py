@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from pynamodb.exceptions import DeleteError, PutError
 
-from openlookout.api.arns import project_arn
-from openlookout.api.errors import ConflictException, ResourceNotFoundException, ResourceType
-from openlookout.api.pagination import decode_token, encode_token, page_size
+from openlookout.core.arns import project_arn
+from openlookout.core.errors import ConflictException, ResourceNotFoundException, ResourceType
+from openlookout.core.pagination import read_page
 from openlookout.settings import settings
 from openlookout.storage.conditions import lost_condition
 from openlookout.storage.tables import DatasetItem, ModelItem, ModelPackagingJobItem, ProjectItem
@@ -59,19 +60,14 @@ def describe_project(project_name: str) -> dict[str, Any]:
 
 
 def list_projects(next_token: str | None = None, max_results: int | None = None) -> dict[str, Any]:
-    scope = "ListProjects"
-    limit = page_size(max_results)
-    start = None
-    if next_token:
-        position = decode_token(scope, next_token)
-        start = {"AccountId": {"S": settings().account_id}, "ProjectName": {"S": str(position["after"])}}
-    # One more than asked tells whether another page exists, so the last page has no NextToken.
-    items = list(ProjectItem.query(settings().account_id, limit=limit + 1, last_evaluated_key=start))
-    page, more = items[:limit], len(items) > limit
-    result: dict[str, Any] = {"Projects": [_metadata(item) for item in page]}
-    if more:
-        result["NextToken"] = encode_token(scope, {"after": page[-1].project_name})
-    return result
+    account = settings().account_id
+
+    def query(after: Any, count: int) -> Iterable[ProjectItem]:
+        start = None if after is None else {"AccountId": {"S": account}, "ProjectName": {"S": str(after)}}
+        return ProjectItem.query(account, limit=count, last_evaluated_key=start)
+
+    page, more = read_page("ListProjects", next_token, max_results, query, lambda item: item.project_name)
+    return {"Projects": [_metadata(item) for item in page], **more}
 
 
 def delete_project(project_name: str) -> dict[str, Any]:

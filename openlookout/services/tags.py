@@ -6,8 +6,8 @@ from typing import Any
 
 from pynamodb.exceptions import PutError
 
-from openlookout.api.arns import model_arn, parse_model_arn
-from openlookout.api.errors import (
+from openlookout.core.arns import model_arn, parse_model_arn
+from openlookout.core.errors import (
     ConflictException,
     ResourceNotFoundException,
     ResourceType,

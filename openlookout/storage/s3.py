@@ -6,7 +6,6 @@ One client per process, built by boto3 from the environment, so `AWS_ENDPOINT_UR
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +15,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+
+from openlookout.settings import storage_settings
 
 HEADER_BYTES = 64 * 1024  # enough for a PNG header, and for a JPEG's SOF behind usual EXIF/ICC segments
 _MISSING_CODES = {"NoSuchKey", "404", "NotFound", "NoSuchBucket", "NoSuchVersion", "InvalidRange"}
@@ -33,7 +34,7 @@ class ObjectUnavailable(Exception):
 
 @cache
 def s3_client() -> Any:
-    local = bool(os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"))
+    local = storage_settings().s3_endpoint_url is not None
     config = Config(
         # Image checks run on a thread pool; the default pool of 10 connections would serialise them.
         max_pool_connections=64,

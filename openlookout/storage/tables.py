@@ -1,6 +1,8 @@
 """PynamoDB models of the service's DynamoDB tables.
 
-Table names come from the environment that template.yaml sets; the key schemas here must
+Table names come from the settings (the environment that template.yaml sets), read when a table
+is first used, not when this module is imported; the region, as for every boto3 client here, comes
+from the environment through botocore (AWS_DEFAULT_REGION). The key schemas here must
 equal the template's (tests/unit/test_storage_schema.py checks it), since the template is
 what creates the tables, in AWS and in `openlookout serve` alike.
 """
@@ -22,7 +24,15 @@ from pynamodb.models import Model
 
 from openlookout.settings import settings
 
-_settings = settings()
+
+class _TableName(type):
+    """The metaclass of a model's Meta: its table name is looked up in the settings on each use."""
+
+    setting: str
+
+    @property
+    def table_name(cls) -> str:
+        return str(getattr(settings(), cls.setting))
 
 
 def utcnow() -> datetime:
@@ -32,9 +42,8 @@ def utcnow() -> datetime:
 class ProjectItem(Model):
     """A project. One partition per account keeps ListProjects a sorted Query."""
 
-    class Meta:
-        table_name = _settings.projects_table
-        region = _settings.region
+    class Meta(metaclass=_TableName):
+        setting = "projects_table"
 
     account_id = UnicodeAttribute(hash_key=True, attr_name="AccountId")
     project_name = UnicodeAttribute(range_key=True, attr_name="ProjectName")
@@ -54,9 +63,8 @@ class ImageStats(MapAttribute[str, int]):
 class DatasetItem(Model):
     """The train or test dataset of a project, with its life-cycle status."""
 
-    class Meta:
-        table_name = _settings.datasets_table
-        region = _settings.region
+    class Meta(metaclass=_TableName):
+        setting = "datasets_table"
 
     project_name = UnicodeAttribute(hash_key=True, attr_name="ProjectName")
     dataset_type = UnicodeAttribute(range_key=True, attr_name="DatasetType")
@@ -77,9 +85,8 @@ class DatasetItem(Model):
 class DatasetEntryItem(Model):
     """One JSON Lines entry of a dataset generation, keyed by its image (source-ref)."""
 
-    class Meta:
-        table_name = _settings.dataset_entries_table
-        region = _settings.region
+    class Meta(metaclass=_TableName):
+        setting = "dataset_entries_table"
 
     dataset_key = UnicodeAttribute(hash_key=True, attr_name="DatasetKey")  # "<project>/<type>#<generation>"
     source_ref = UnicodeAttribute(range_key=True, attr_name="SourceRef")
@@ -94,9 +101,8 @@ class DatasetEntryItem(Model):
 class ModelItem(Model):
     """A model version of a project: life cycle, training output, hosting settings and tags."""
 
-    class Meta:
-        table_name = _settings.models_table
-        region = _settings.region
+    class Meta(metaclass=_TableName):
+        setting = "models_table"
 
     project_name = UnicodeAttribute(hash_key=True, attr_name="ProjectName")
     model_version = NumberAttribute(range_key=True, attr_name="ModelVersion")
@@ -123,9 +129,8 @@ class ModelItem(Model):
 class ModelPackagingJobItem(Model):
     """A model packaging job (StartModelPackagingJob): CREATED -> RUNNING -> SUCCEEDED | FAILED."""
 
-    class Meta:
-        table_name = _settings.model_packaging_jobs_table
-        region = _settings.region
+    class Meta(metaclass=_TableName):
+        setting = "model_packaging_jobs_table"
 
     project_name = UnicodeAttribute(hash_key=True, attr_name="ProjectName")
     job_name = UnicodeAttribute(range_key=True, attr_name="JobName")

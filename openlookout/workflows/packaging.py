@@ -9,7 +9,6 @@ registry in the artifacts bucket, with an ARN whose region is `local`.
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,7 @@ class PackagingError(Exception):
 
 
 def is_local() -> bool:
-    return os.environ.get("OPENLOOKOUT_LOCAL") == "1"
+    return settings().local
 
 
 def local_component_arn(component: str, version: str) -> str:

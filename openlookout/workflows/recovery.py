@@ -15,7 +15,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from openlookout.api.errors import ResourceNotFoundException
+from openlookout.core.errors import ResourceNotFoundException
 from openlookout.services import packaging
 from openlookout.services.models import ModelStatus, get_model
 from openlookout.workflows import dataset_import

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import tempfile
 import threading
 import time
@@ -34,8 +33,6 @@ from openlookout.storage.tables import DatasetEntryItem, DatasetItem, ModelItem
 logger = Logger(service="openlookout")
 
 # Above this many images the Lambda path risks its 15-minute limit: use the job path.
-LAMBDA_MAX_IMAGES_ENV = "TRAINING_LAMBDA_MAX_IMAGES"
-TRAINING_COMPUTE_ENV = "TRAINING_COMPUTE"  # CPU (Lambda by default) or GPU (always the job path)
 TEST_SHARE_OF_NORMALS = 0.2  # single-dataset projects: held-out share for evaluation
 TEST_SHARE_OF_ANOMALIES = 0.5  # the rest calibrates the threshold
 # torch.onnx.export keeps global state, so two trainings in one process must not overlap. A Lambda
@@ -167,9 +164,7 @@ def prepare(project_name: str, model_version: int) -> dict[str, Any]:
     key = f"{spec.artifact_prefix}job.json"
     s3.put_text(bucket, key, json.dumps(asdict(spec)))
     images = len(train) + len(test)
-    use_job = os.environ.get(TRAINING_COMPUTE_ENV, "CPU").upper() == "GPU" or images > int(
-        os.environ.get(LAMBDA_MAX_IMAGES_ENV, "4000")
-    )
+    use_job = settings().training_compute == "GPU" or images > settings().training_lambda_max_images
     logger.info("training prepared", extra={"train": len(train), "test": len(test), "use_job": use_job})
     return {"JobSpec": {"Bucket": bucket, "Key": key}, "ImageCount": images, "UseJob": use_job}
 

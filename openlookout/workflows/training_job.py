@@ -7,17 +7,17 @@ machine sets `job-spec` to s3://bucket/key of the job spec that Prepare wrote.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
+from openlookout.settings import job_settings
 from openlookout.workflows.training import run_job
 
 HYPERPARAMETERS = Path("/opt/ml/input/config/hyperparameters.json")
 
 
 def main() -> int:
-    location = os.environ.get("OPENLOOKOUT_JOB_SPEC")
+    location = job_settings().job_spec
     if not location and HYPERPARAMETERS.exists():
         location = json.loads(HYPERPARAMETERS.read_text()).get("job-spec")
     if not location or not location.startswith("s3://"):

@@ -155,7 +155,7 @@ def test_report_downloads_the_evaluation_report(
     assert {"roc.png", "pr.png", "scores.png"} <= names
     # One self-contained page: every one of the 10 test images labelled, nothing fetched from elsewhere.
     page = (tmp_path / "index.html").read_text()
-    assert "Confusion matrix" in page and "src=\"http" not in page and "<link" not in page
+    assert "Confusion matrix" in page and 'src="http' not in page and "<link" not in page
     assert page.count("<figure>") == 10 == len(list((tmp_path / "overlays").glob("*.png")))
     assert page.count("data:image/png;base64,") == 10 + 3
     assert cli(endpoint, "report", project, "7", str(tmp_path)) == 1

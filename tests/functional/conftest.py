@@ -9,11 +9,9 @@ run the same operations against DynamoDB Local through `openlookout serve`.
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
 import uuid
 from collections.abc import Iterator
-from types import ModuleType
 from typing import Any
 
 import boto3
@@ -26,21 +24,7 @@ from moto import mock_aws
 from urllib3 import HTTPHeaderDict
 
 from openlookout.api.model import operation_model, routes, service_model
-from tests.template_support import ROOT, api_routes, resources
-
-_modules: dict[str, ModuleType] = {}
-
-
-def _handler_module(operation: str) -> ModuleType:
-    if operation not in _modules:
-        code_uri = resources("AWS::Serverless::Function")[f"{operation}Function"]["Properties"]["CodeUri"]
-        path = ROOT / code_uri / "app.py"
-        spec = importlib.util.spec_from_file_location(f"handler_{operation}", path)
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        _modules[operation] = module
-    return _modules[operation]
+from tests.template_support import api_routes, function_module, resources
 
 
 def _path_parameters(template_path: str, actual: str) -> dict[str, str]:
@@ -90,7 +74,7 @@ class Caller:
         }
 
     def raw(self, operation: str, event: dict[str, Any]) -> dict[str, Any]:
-        return _handler_module(operation).lambda_handler(event, None)  # type: ignore[no-any-return]
+        return function_module(f"{operation}Function").lambda_handler(event, None)  # type: ignore[no-any-return]
 
     def __call__(self, operation: str, **params: Any) -> dict[str, Any]:
         response = self.raw(operation, self.event_for(operation, params))

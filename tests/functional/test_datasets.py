@@ -479,7 +479,7 @@ def test_mvtec_bottle_through_the_folder_tool(call: Caller, workflows: Workflows
 
 
 def test_an_interrupted_import_or_update_is_repaired(call: Caller, workflows: Workflows):
-    from tests.functional.workflows import FakeContext, function_module
+    from tests.functional.workflows import function_module, lambda_context
 
     recovery = function_module("WorkflowRecoveryFunction")
 
@@ -496,7 +496,9 @@ def test_an_interrupted_import_or_update_is_repaired(call: Caller, workflows: Wo
                 "input": json.dumps(payload),
             },
         }
-        assert recovery.lambda_handler(event, FakeContext("WorkflowRecoveryFunction")) == {"Repaired": True}
+        assert recovery.lambda_handler(event, lambda_context("WorkflowRecoveryFunction")) == {
+            "Repaired": True
+        }
 
     workflows.hold = True
     call("CreateDataset", ProjectName="bottles", DatasetType="train", DatasetSource=manifest(*sample_lines()))

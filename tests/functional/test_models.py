@@ -318,7 +318,7 @@ def _status_change(execution_arn: str, payload: dict, status: str = "ABORTED") -
 
 
 def test_a_workflow_that_ends_without_its_failure_path_is_repaired(call: Caller, machines: StateMachines):
-    from tests.functional.workflows import FakeContext, function_module
+    from tests.functional.workflows import function_module, lambda_context
 
     make_dataset("train", normal=10, anomalous=0)
     machines.hold = True
@@ -331,10 +331,12 @@ def test_a_workflow_that_ends_without_its_failure_path_is_repaired(call: Caller,
         _status_change("arn:other", payload),
         _status_change(model.execution_arn, payload, "SUCCEEDED"),
     ):
-        assert recovery.lambda_handler(event, FakeContext("WorkflowRecoveryFunction")) == {"Repaired": False}
+        assert recovery.lambda_handler(event, lambda_context("WorkflowRecoveryFunction")) == {
+            "Repaired": False
+        }
     assert ModelItem.get(PROJECT, 1).status == "TRAINING"
     event = _status_change(model.execution_arn, payload)
-    assert recovery.lambda_handler(event, FakeContext("WorkflowRecoveryFunction")) == {"Repaired": True}
+    assert recovery.lambda_handler(event, lambda_context("WorkflowRecoveryFunction")) == {"Repaired": True}
     repaired = call("DescribeModel", ProjectName=PROJECT, ModelVersion="1")["ModelDescription"]
     assert repaired["Status"] == "TRAINING_FAILED"
     assert "ABORTED" in repaired["StatusMessage"]

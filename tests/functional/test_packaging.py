@@ -15,7 +15,7 @@ import pytest
 from openlookout.services import packaging
 from openlookout.storage.tables import ModelItem, ModelPackagingJobItem
 from tests.functional.conftest import Caller, rejection
-from tests.functional.workflows import FakeContext, StateMachines, function_module
+from tests.functional.workflows import StateMachines, function_module, lambda_context
 
 pytest.importorskip("openlookout.local.asl")
 
@@ -141,7 +141,7 @@ def test_a_workflow_that_ends_without_its_failure_path_is_repaired(call: Caller,
             "detail-type": "Step Functions Execution Status Change",
             "detail": detail,
         }
-        return recovery.lambda_handler(event, FakeContext("WorkflowRecoveryFunction"))
+        return recovery.lambda_handler(event, lambda_context("WorkflowRecoveryFunction"))
 
     assert ended("arn:other") == {"Repaired": False}
     assert ended(job.execution_arn, "SUCCEEDED") == {"Repaired": False}

@@ -8,40 +8,13 @@ hold it to observe the in-between states.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import uuid
-from types import ModuleType
 from typing import Any
 
-from tests.template_support import ROOT, resources
+from tests.template_support import ROOT, function_module, lambda_context, resources
 
-_modules: dict[str, ModuleType] = {}
-
-
-class FakeContext:
-    def __init__(self, name: str) -> None:
-        self.function_name = name
-        self.memory_limit_in_mb = 512
-        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{name}"
-        self.aws_request_id = str(uuid.uuid4())
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 300_000
-
-
-def function_module(logical_id: str) -> ModuleType:
-    if logical_id not in _modules:
-        function = resources("AWS::Serverless::Function")[logical_id]
-        code_uri = function["Properties"].get("CodeUri")
-        if code_uri is None:  # a container image: its handler sits beside its Dockerfile
-            code_uri = str((ROOT / function["Metadata"]["Dockerfile"]).parent.relative_to(ROOT))
-        spec = importlib.util.spec_from_file_location(f"fn_{logical_id}", ROOT / code_uri / "app.py")
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        _modules[logical_id] = module
-    return _modules[logical_id]
+__all__ = ["StateMachines", "definition", "function_module", "lambda_context"]
 
 
 def definition(state_machine: str) -> dict[str, Any]:
@@ -71,7 +44,7 @@ class StateMachines:
     def _invoke(self, resource: str, payload: Any) -> Any:
         logical_id = resource.rsplit(":", 1)[-1]
         try:
-            result = function_module(logical_id).lambda_handler(payload, FakeContext(logical_id))
+            result = function_module(logical_id).lambda_handler(payload, lambda_context(logical_id))
         except Exception as exc:
             error = {"errorMessage": str(exc), "errorType": type(exc).__name__}
             raise self.asl.task_error(type(exc).__name__, error) from exc

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from openlookout.api.errors import ValidationException
+from openlookout.core.errors import ValidationException
 from openlookout.edge.component import (
     AGENT_MODULES,
     PACKAGE_ROOT,

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from openlookout.api.errors import ValidationException
+from openlookout.core.errors import ValidationException
 from openlookout.services.image_checks import MAX_IMAGE_BYTES, ImageInfo, ImageRuleError, inspect_header
 from openlookout.services.inference import check_image
 

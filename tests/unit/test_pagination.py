@@ -2,8 +2,8 @@ import base64
 
 import pytest
 
-from openlookout.api.errors import ValidationException
-from openlookout.api.pagination import decode_token, encode_token
+from openlookout.core.errors import ValidationException
+from openlookout.core.pagination import decode_token, encode_token
 
 
 def test_round_trip_and_alphabet():

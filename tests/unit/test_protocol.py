@@ -10,9 +10,9 @@ import botocore.parsers
 import pytest
 from urllib3 import HTTPHeaderDict
 
-from openlookout.api import errors
 from openlookout.api.model import operation_model, service_model
 from openlookout.api.protocol import error_response, parse_request, serialize_output
+from openlookout.core import errors
 
 
 def _event(**parts) -> dict:

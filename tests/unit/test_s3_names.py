@@ -1,4 +1,4 @@
-"""openlookout.api.s3_names: S3's bucket-name rules, and keys that cannot leave a bucket's folder."""
+"""openlookout.core.s3_names: S3's bucket-name rules, and keys that cannot leave a bucket's folder."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from openlookout.api.errors import ValidationException
-from openlookout.api.s3_names import bucket_name_problem, check_location, key_problem
+from openlookout.core.errors import ValidationException
+from openlookout.core.s3_names import bucket_name_problem, check_location, key_problem
 
 
 @pytest.mark.parametrize(

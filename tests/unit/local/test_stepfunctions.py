@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from openlookout.local import stepfunctions as sfn
 from openlookout.local.lambdas import FunctionError, Functions
 from openlookout.local.stepfunctions import INTERRUPTED_ERROR, StepFunctions, event_pattern_matches
 from openlookout.local.template import Function, StateMachine
@@ -133,30 +132,24 @@ def test_stop_execution_aborts(service: StepFunctions) -> None:
     assert service.wait(started["executionArn"]).status == "ABORTED"
 
 
-def test_restart_marks_running_executions_failed_and_tells_listeners(
+def test_restart_marks_running_executions_failed_and_tells_the_rules(
     tmp_path: Path, functions: FakeFunctions
 ) -> None:
-    heard: list[dict[str, Any]] = []
-    listener = sfn.on_execution_ended(heard.append)
-    try:
-        first = StepFunctions([machine()], functions, tmp_path, "us-east-1", "000000000000")
-        started = first.start_execution(ARN, "cut", '{"sleep": 2}')
-        first.shutdown()  # as a SIGTERM would: the record stays RUNNING on disk
-        assert (
-            json.loads(next((tmp_path / "executions").glob("*/cut.json")).read_text())["status"] == "RUNNING"
-        )
+    first = StepFunctions([machine()], functions, tmp_path, "us-east-1", "000000000000")
+    started = first.start_execution(ARN, "cut", '{"sleep": 2}')
+    first.shutdown()  # as a SIGTERM would: the record stays RUNNING on disk
+    assert json.loads(next((tmp_path / "executions").glob("*/cut.json")).read_text())["status"] == "RUNNING"
 
-        second = StepFunctions([machine()], functions, tmp_path, "us-east-1", "000000000000")
-        (interrupted,) = second.recover()
-        assert interrupted.executionArn == started.executionArn
-        described = second.handle("DescribeExecution", {"executionArn": started.executionArn})
-        assert (described["status"], described["error"]) == ("FAILED", INTERRUPTED_ERROR)
-        assert [e["detail"]["executionArn"] for e in heard] == [started.executionArn]
-        assert functions.events[-1]["detail"]["error"] == INTERRUPTED_ERROR
-        assert second.recover() == []  # only once
-        second.shutdown()
-    finally:
-        sfn._listeners.remove(listener)
+    second = StepFunctions([machine()], functions, tmp_path, "us-east-1", "000000000000")
+    (interrupted,) = second.recover()
+    assert interrupted.executionArn == started.executionArn
+    described = second.handle("DescribeExecution", {"executionArn": started.executionArn})
+    assert (described["status"], described["error"]) == ("FAILED", INTERRUPTED_ERROR)
+    # The Watcher's rule (FAILED executions of this machine) heard it once, as EventBridge would tell it.
+    assert [e["detail"]["executionArn"] for e in functions.events] == [started.executionArn]
+    assert functions.events[-1]["detail"]["error"] == INTERRUPTED_ERROR
+    assert second.recover() == []  # only once
+    second.shutdown()
 
 
 def test_event_patterns() -> None:

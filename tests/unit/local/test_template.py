@@ -244,3 +244,54 @@ def _task_resources(definition: dict) -> list[str]:
         if processor:
             found += _task_resources(processor)
     return found
+
+
+GLOBALS_TEMPLATE = """
+Globals:
+  Function:
+    Runtime: python3.12
+    Handler: app.handler
+    Timeout: 20
+    Layers: [!Ref SharedLayer]
+    Environment: {Variables: {A: "1", B: !Ref SharedLayer}}
+Resources:
+  SharedLayer: {Type: AWS::Serverless::LayerVersion, Properties: {ContentUri: layer/}}
+  Plain:
+    Type: AWS::Serverless::Function
+    Properties: {CodeUri: fn/plain/}
+  Own:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: fn/own/
+      Handler: own.main
+      Layers: [!Ref OtherLayer]
+      Environment: {Variables: {B: !Sub "${AWS::Region}", C: "3"}}
+  Image:
+    Type: AWS::Serverless::Function
+    IgnoreGlobals: [Runtime, Handler, Layers]
+    Properties: {PackageType: Image, ImageConfig: {Command: [image.handler]}}
+    Metadata: {Dockerfile: fn/image/Dockerfile}
+"""
+
+
+def test_globals_merge_as_sam_merges_them(tmp_path: Path) -> None:
+    (tmp_path / "template.yaml").write_text(GLOBALS_TEMPLATE)
+    template = Template(tmp_path / "template.yaml", LocalNames(secret=SecretStore(tmp_path / "s.json")))
+    plain, own, image = (template.function_properties(name) for name in ("Plain", "Own", "Image"))
+    assert (plain["Runtime"], plain["Handler"], plain["Layers"]) == (
+        "python3.12",
+        "app.handler",
+        [{"Ref": "SharedLayer"}],
+    )
+    assert own["Handler"] == "own.main"  # the function's scalar wins
+    assert own["Layers"] == [{"Ref": "SharedLayer"}, {"Ref": "OtherLayer"}]  # lists: Globals' first
+    # Maps merge key by key; an intrinsic function is one value, never merged with another.
+    assert own["Environment"]["Variables"] == {"A": "1", "B": {"Fn::Sub": "${AWS::Region}"}, "C": "3"}
+    assert "Runtime" not in image and "Layers" not in image and image["Timeout"] == 20
+    functions = template.functions()
+    assert (functions["Plain"].handler, functions["Own"].handler, functions["Image"].handler) == (
+        "app.handler",
+        "own.main",
+        "image.handler",
+    )
+    assert functions["Own"].environment == {"A": "1", "B": "us-east-1", "C": "3"}

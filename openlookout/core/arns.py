@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import regex
 
-from openlookout.api.errors import ValidationException
+from openlookout.core.errors import ValidationException
 from openlookout.settings import settings
 
 _MODEL_ARN = regex.compile(

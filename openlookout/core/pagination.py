@@ -12,19 +12,20 @@ import binascii
 import hashlib
 import hmac
 import json
-from typing import Any
+from collections.abc import Callable, Iterable
+from itertools import islice
+from typing import Any, TypeVar
 
-from openlookout.api.errors import InternalServerException, ValidationException
+from openlookout.core.errors import ValidationException
 from openlookout.settings import settings
 
 _MAC_BYTES = 16
 
+Item = TypeVar("Item")
+
 
 def _secret() -> bytes:
-    secret = settings().token_secret
-    if not secret:
-        raise InternalServerException("The service has no pagination secret configured.")
-    return secret.encode("utf-8")
+    return settings().token_secret.encode("utf-8")  # required: the settings refuse an empty one
 
 
 def _mac(scope: str, payload: bytes) -> bytes:
@@ -50,3 +51,21 @@ def decode_token(scope: str, token: str) -> Any:
 
 def page_size(max_results: int | None, default: int = 100) -> int:
     return default if max_results is None else max_results
+
+
+def read_page(
+    scope: str,
+    next_token: str | None,
+    max_results: int | None,
+    query: Callable[[Any, int], Iterable[Item]],
+    position: Callable[[Item], Any],
+) -> tuple[list[Item], dict[str, str]]:
+    """One page of a listing: `query(after, count)` yields items after the token's position (None
+    on the first page); one more than asked tells whether a next page exists, so the last page has
+    no NextToken. Returns the page and `{"NextToken": ...}` or `{}`, to spread into the answer."""
+    after = decode_token(scope, next_token)["after"] if next_token else None
+    limit = page_size(max_results)
+    items = list(islice(query(after, limit + 1), limit + 1))
+    if len(items) <= limit:
+        return items, {}
+    return items[:limit], {"NextToken": encode_token(scope, {"after": position(items[limit - 1])})}

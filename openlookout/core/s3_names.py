@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from openlookout.api.errors import ValidationException
+from openlookout.core.errors import ValidationException
 
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _BUCKET_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
