@@ -1,19 +1,16 @@
 """Models: versions, training, hosting, deletion — L4V's life cycle on our state machines.
 
-TRAINING -> TRAINED | TRAINING_FAILED            (training state machine)
-TRAINED -> STARTING_HOSTING -> HOSTED | HOSTING_FAILED   (hosting state machine, StartModel)
-HOSTED -> STOPPING_HOSTING -> TRAINED            (hosting state machine, StopModel)
-Every status change is a version-checked write, so a lost race is a ConflictException.
+The statuses, their transitions and messages, and how a status is written belong to
+openlookout/lifecycles/model.py; a lost race there is a ConflictException.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from enum import StrEnum
 from typing import Any
 
-from pynamodb.exceptions import PutError, UpdateError
+from pynamodb.exceptions import UpdateError
 
 from openlookout.api.arns import model_arn
 from openlookout.api.errors import (
@@ -25,6 +22,8 @@ from openlookout.api.errors import (
 )
 from openlookout.api.pagination import decode_token, encode_token, page_size
 from openlookout.api.s3_names import check_location
+from openlookout.lifecycles import model as lifecycle
+from openlookout.lifecycles.model import MESSAGES, ModelEvent, ModelStatus
 from openlookout.services.executions import execution_arn, start_execution
 from openlookout.services.projects import get_project
 from openlookout.settings import settings
@@ -37,27 +36,6 @@ HOSTING_STATE_MACHINE_ENV = "HOSTING_STATE_MACHINE_ARN"
 MAX_INFERENCE_UNITS_ENV = "MAX_INFERENCE_UNITS"
 INFERENCE_UNITS_QUOTA_CODE = "L-INFERENCE-UNITS"
 
-
-class ModelStatus(StrEnum):
-    TRAINING = "TRAINING"
-    TRAINED = "TRAINED"
-    TRAINING_FAILED = "TRAINING_FAILED"
-    STARTING_HOSTING = "STARTING_HOSTING"
-    HOSTED = "HOSTED"
-    HOSTING_FAILED = "HOSTING_FAILED"
-    STOPPING_HOSTING = "STOPPING_HOSTING"
-    SYSTEM_UPDATING = "SYSTEM_UPDATING"
-    DELETING = "DELETING"
-
-
-MESSAGES = {
-    ModelStatus.TRAINING: "The model is being trained.",
-    ModelStatus.TRAINED: "Training completed successfully.",
-    ModelStatus.STARTING_HOSTING: "The model is starting.",
-    ModelStatus.HOSTED: "The model is running.",
-    ModelStatus.STOPPING_HOSTING: "The model is stopping.",
-    ModelStatus.DELETING: "The model is being deleted.",
-}
 
 # Datasets that can be trained on: complete, or rolled back to a complete state.
 USABLE_DATASET_STATUSES = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_FAILED_ROLLBACK_COMPLETE"}
@@ -138,24 +116,6 @@ def _execution_name(action: str, project_name: str, version: int) -> str:
     return f"{action}-{version}-{stamp}-{project_name}"[:80]
 
 
-def _set_status(item: ModelItem, status: ModelStatus, message: str | None = None, **fields: Any) -> None:
-    """A version-checked status change; a concurrent change makes it a ConflictException."""
-    item.status = str(status)
-    item.status_message = message if message is not None else MESSAGES.get(status)
-    for name, value in fields.items():
-        setattr(item, name, value)
-    try:
-        item.save()
-    except PutError as error:
-        if lost_condition(error):
-            raise ConflictException(
-                f"The model {item.model_arn} was changed by another request; retry.",
-                item.model_arn,
-                ResourceType.MODEL,
-            ) from None
-        raise
-
-
 # ------------------------------------------------------------------ operations
 
 
@@ -234,7 +194,7 @@ def create_model(
         )
     except Exception as error:
         # No workflow will ever finish this version: never leave it TRAINING.
-        _set_status(item, ModelStatus.TRAINING_FAILED, f"Training could not be started: {error}")
+        lifecycle.change(item, ModelEvent.TRAINING_FAILED, f"Training could not be started: {error}")
         raise
     return {"ModelMetadata": metadata}
 
@@ -263,25 +223,9 @@ def list_models(
     return result
 
 
-BUSY_FOR_DELETE = {
-    ModelStatus.TRAINING,
-    ModelStatus.HOSTED,
-    ModelStatus.STARTING_HOSTING,
-    ModelStatus.STOPPING_HOSTING,
-    ModelStatus.SYSTEM_UPDATING,
-}
-
-
 def delete_model(project_name: str, model_version: str) -> dict[str, Any]:
     item = get_model(project_name, model_version)
-    if item.status in BUSY_FOR_DELETE:
-        advice = "Stop it with StopModel first." if "HOST" in item.status else "Wait until it has finished."
-        raise ConflictException(
-            f"The model {item.model_arn} is {item.status} and cannot be deleted. {advice}",
-            item.model_arn,
-            ResourceType.MODEL,
-        )
-    _set_status(item, ModelStatus.DELETING)
+    lifecycle.change(item, ModelEvent.DELETE)
     if item.artifact_prefix:
         s3.delete_prefix(settings().artifacts_bucket, item.artifact_prefix)
     item.delete()
@@ -300,14 +244,8 @@ def start_model(
             f"MaxInferenceUnits ({max_units}) must be at least MinInferenceUnits ({min_units})."
         )
     item = get_model(project_name, model_version)
-    if item.status == ModelStatus.HOSTED:
-        return {"Status": str(ModelStatus.HOSTED)}
-    if item.status not in (ModelStatus.TRAINED, ModelStatus.HOSTING_FAILED):
-        raise ConflictException(
-            f"The model {item.model_arn} is {item.status}; only a TRAINED model can be started.",
-            item.model_arn,
-            ResourceType.MODEL,
-        )
+    if lifecycle.next_status(item, ModelEvent.START) == item.status:  # already running
+        return {"Status": str(item.status)}
     limit = _max_inference_units()
     if max(min_units, max_units or 0) > limit:
         raise ServiceQuotaExceededException(
@@ -317,31 +255,21 @@ def start_model(
             ResourceType.MODEL,
         )
     _start_hosting_workflow(
-        item,
-        "start",
-        ModelStatus.STARTING_HOSTING,
-        min_inference_units=min_units,
-        max_inference_units=max_units,
+        item, "start", ModelEvent.START, min_inference_units=min_units, max_inference_units=max_units
     )
     return {"Status": str(ModelStatus.STARTING_HOSTING)}
 
 
 def stop_model(project_name: str, model_version: str) -> dict[str, Any]:
     item = get_model(project_name, model_version)
-    if item.status not in (ModelStatus.HOSTED, ModelStatus.HOSTING_FAILED):
-        raise ConflictException(
-            f"The model {item.model_arn} is {item.status}; only a HOSTED model can be stopped.",
-            item.model_arn,
-            ResourceType.MODEL,
-        )
-    _start_hosting_workflow(item, "stop", ModelStatus.STOPPING_HOSTING)
+    _start_hosting_workflow(item, "stop", ModelEvent.STOP)
     return {"Status": str(ModelStatus.STOPPING_HOSTING)}
 
 
-def _start_hosting_workflow(item: ModelItem, action: str, status: ModelStatus, **fields: Any) -> None:
+def _start_hosting_workflow(item: ModelItem, action: str, event: ModelEvent, **fields: Any) -> None:
     version = int(item.model_version)
     name = _execution_name(action, item.project_name, version)
-    _set_status(item, status, execution_arn=execution_arn(HOSTING_STATE_MACHINE_ENV, name), **fields)
+    lifecycle.change(item, event, execution_arn=execution_arn(HOSTING_STATE_MACHINE_ENV, name), **fields)
     try:
         start_execution(
             HOSTING_STATE_MACHINE_ENV,
@@ -349,6 +277,6 @@ def _start_hosting_workflow(item: ModelItem, action: str, status: ModelStatus, *
             {"ProjectName": item.project_name, "ModelVersion": version, "Action": action},
         )
     except Exception as error:
-        failed = ModelStatus.HOSTING_FAILED if action == "start" else ModelStatus.HOSTED
-        _set_status(item, failed, f"The hosting workflow could not be started: {error}")
+        failed = ModelEvent.HOSTING_FAILED if action == "start" else ModelEvent.STOP_NOT_STARTED
+        lifecycle.change(item, failed, f"The hosting workflow could not be started: {error}")
         raise

@@ -22,22 +22,16 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from pynamodb.exceptions import UpdateError
 
-from openlookout.services.datasets import (
-    MAX_IMAGES,
-    MESSAGES,
-    DatasetStatus,
-    Operation,
-    entries_key,
-    staging_prefix,
-)
+from openlookout.lifecycles import dataset as lifecycle
+from openlookout.lifecycles.dataset import DatasetEvent, Operation
+from openlookout.services.datasets import MAX_IMAGES, entries_key, staging_prefix
 from openlookout.services.image_checks import ImageInfo, ImageRuleError, NeedMoreBytes, inspect_header
 from openlookout.services.manifests import ManifestEntry, ManifestLineError, numbered_lines, parse_line
 from openlookout.settings import settings
 from openlookout.storage import s3
-from openlookout.storage.conditions import lost_condition
 from openlookout.storage.tables import DatasetEntryItem, DatasetItem, ImageStats, utcnow
+from openlookout.workflows.caught import caught_error
 
 logger = Logger(service="openlookout")
 
@@ -254,22 +248,21 @@ def commit(state: State) -> dict[str, Any]:
             "Message": f"The update would give the dataset {int(stats.total):,} images; "
             f"a {dataset_type} dataset can have at most {limit:,}.",
         }
-    item = DatasetItem.get(project, dataset_type, consistent_read=True)
-    previous = item.generation
-    creating = state["Operation"] == Operation.CREATE
-    done = DatasetStatus.CREATE_COMPLETE if creating else DatasetStatus.UPDATE_COMPLETE
-    item.update(
-        actions=[
+    previous = DatasetItem.get(project, dataset_type, consistent_read=True).generation
+    switched = lifecycle.record(
+        project,
+        dataset_type,
+        generation,
+        DatasetEvent.COMMITTED,
+        Operation(state["Operation"]),
+        actions=(
             DatasetItem.generation.set(generation),
-            DatasetItem.pending_generation.remove(),
-            DatasetItem.status.set(str(done)),
-            DatasetItem.status_message.set(MESSAGES[done]),
             DatasetItem.image_stats.set(stats),
             DatasetItem.images_bucket.set(state["Prepared"]["ImagesBucket"]),
-            DatasetItem.updated_at.set(utcnow()),
-        ],
-        condition=DatasetItem.pending_generation == generation,
+        ),
     )
+    if not switched:  # never purge the previous generation of a dataset this operation no longer owns
+        raise DatasetMovedOn(f"The dataset moved on before generation {generation} was committed.")
     logger.info("dataset committed", extra={"generation": generation, "images": int(stats.total)})
     return {"Ok": True, "PreviousGeneration": previous}
 
@@ -289,68 +282,48 @@ def count_entries(key: str) -> ImageStats:
 # ------------------------------------------------------------------ failure path
 
 
+class DatasetMovedOn(Exception):
+    """The operation's generation is no longer the dataset's pending one (deleted, or replaced)."""
+
+
 def failure_message(state: State) -> str:
     for step in ("Committed", "Prepared"):
         result = state.get(step) or {}
         if result.get("Ok") is False and result.get("Message"):
             return str(result["Message"])
-    error = state.get("Error") or {}
-    cause = error.get("Cause") or ""
-    try:
-        detail = json.loads(cause).get("errorMessage") or cause
-    except (ValueError, AttributeError):
-        detail = cause
-    return f"An internal error stopped the operation ({error.get('Error', 'unknown')}: {detail}). Try again."[
-        :1000
-    ]
+    caught = caught_error(state.get("Error"), unknown="unknown")
+    return f"An internal error stopped the operation ({caught.kind}: {caught.message}). Try again."[:1000]
 
 
 def mark_failed(state: State) -> dict[str, Any]:
     """CREATE_FAILED, or UPDATE_FAILED_ROLLBACK_IN_PROGRESS: the current generation is untouched."""
     message = failure_message(state)
-    if state["Operation"] == Operation.CREATE:
-        status, text = DatasetStatus.CREATE_FAILED, message
-    else:
-        status, text = DatasetStatus.UPDATE_FAILED_ROLLBACK_IN_PROGRESS, f"{message} Rolling back the update."
-    _set_status(state, status, text)
-    logger.info("dataset operation failed", extra={"status": str(status), "reason": message})
+    operation = Operation(state["Operation"])
+    text = message if operation == Operation.CREATE else f"{message} Rolling back the update."
+    _record(state, DatasetEvent.FAILED, text)
+    logger.info("dataset operation failed", extra={"operation": str(operation), "reason": message})
     return {"Message": message}
 
 
 def finish_failure(state: State) -> dict[str, Any]:
     message = (state.get("Failed") or {}).get("Message") or failure_message(state)
-    if state["Operation"] == Operation.CREATE:
-        _set_status(state, None, None, clear_pending=True)
-    else:
-        _set_status(
-            state,
-            DatasetStatus.UPDATE_FAILED_ROLLBACK_COMPLETE,
-            f"{message} The update was rolled back; the dataset is as it was before.",
-            clear_pending=True,
-        )
+    _record(
+        state,
+        DatasetEvent.ROLLED_BACK,
+        f"{message} The update was rolled back; the dataset is as it was before.",
+    )
     return {"Done": True}
 
 
-def _set_status(
-    state: State, status: DatasetStatus | None, message: str | None, clear_pending: bool = False
-) -> None:
-    actions: list[Any] = [DatasetItem.updated_at.set(utcnow())]
-    if status is not None:
-        actions += [DatasetItem.status.set(str(status)), DatasetItem.status_message.set(message or "")]
-    if clear_pending:
-        actions.append(DatasetItem.pending_generation.remove())
-    item = DatasetItem(state["ProjectName"], state["DatasetType"])
-    try:
-        # Only the operation that owns the pending generation may change the dataset's status.
-        item.update(
-            actions=actions,
-            condition=DatasetItem.pending_generation == state["Generation"],
-            add_version_condition=False,
-        )
-    except UpdateError as error:
-        if not lost_condition(error):
-            raise
-        logger.warning("dataset moved on", extra={"generation": state["Generation"]})
+def _record(state: State, event: DatasetEvent, message: str) -> None:
+    lifecycle.record(
+        state["ProjectName"],
+        state["DatasetType"],
+        state["Generation"],
+        event,
+        Operation(state["Operation"]),
+        message,
+    )
 
 
 # ------------------------------------------------------------------ Purge
