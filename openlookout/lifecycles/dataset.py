@@ -150,7 +150,7 @@ def change(
     assert target is not None, "DELETE goes through remove()"
     actions: list[Any] = [
         DatasetItem.status.set(str(target)),
-        DatasetItem.status_message.set(message if message is not None else MESSAGES[target]),
+        DatasetItem.status_message.set(message if message is not None else MESSAGES.get(target, "")),
         DatasetItem.pending_generation.set(pending_generation)
         if pending_generation
         else DatasetItem.pending_generation.remove(),
