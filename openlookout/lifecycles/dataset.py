@@ -187,7 +187,10 @@ def record(
 ) -> bool:
     """A workflow step's outcome for `generation`; False (and a log line) when that generation no
     longer owns the dataset. Every event but FAILED also ends the pending generation."""
-    source = _OWNED_STATUS[(event, operation)]
+    source = _OWNED_STATUS.get((event, operation))
+    if source is None:  # a DELETE operation's workflow: its dataset is gone already
+        logger.info("no status to record", extra={"generation": generation, "event": str(event)})
+        return False
     target = TRANSITIONS[event][source]
     writes: list[Any] = [DatasetItem.updated_at.set(utcnow()), *actions]
     if target is not None and target != source:

@@ -14,7 +14,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -33,6 +33,7 @@ from openlookout.settings import settings
 from openlookout.storage import s3
 from openlookout.storage.artifacts import encryption_args, put_file
 from openlookout.storage.tables import DatasetEntryItem, DatasetItem
+from openlookout.workflows import contracts
 from openlookout.workflows.caught import caught_error
 
 logger = Logger(service="openlookout")
@@ -301,6 +302,12 @@ def run_training(spec: JobSpec, progress: Callable[[str], None] | None = None) -
             )
         )
     return outcome
+
+
+def train_step(event: Mapping[str, Any]) -> dict[str, Any]:
+    """TrainOnLambda: the TrainModel function trains the job spec that Prepare wrote."""
+    step = contracts.read(event, contracts.TrainStep)
+    return train_from_spec_location(step.JobSpec.Bucket, step.JobSpec.Key)
 
 
 def train_from_spec_location(bucket: str, key: str) -> dict[str, Any]:
