@@ -172,8 +172,9 @@ def _apply(item: ModelItem, target: ModelStatus, message: str | None, fields: di
 
 
 def change(item: ModelItem, event: ModelEvent, message: str | None = None, **fields: Any) -> None:
-    """The API's status change: refused unless the status allows it, then a version-checked save;
-    a concurrent change makes it a ConflictException."""
+    """The API's status change: an API event is refused unless the status allows it (the other
+    events come from the API only to end a workflow it could not start); then a version-checked
+    save, where a concurrent change makes it a ConflictException."""
     target = next_status(item, event) if event in API_EVENTS else TRANSITIONS[event].target
     _apply(item, target, message, fields)
     try:

@@ -23,6 +23,7 @@ from openlookout.api.errors import (
 from openlookout.api.pagination import decode_token, encode_token, page_size
 from openlookout.api.s3_names import check_location
 from openlookout.lifecycles import model as lifecycle
+from openlookout.lifecycles.dataset import UPDATABLE
 from openlookout.lifecycles.model import MESSAGES, ModelEvent, ModelStatus
 from openlookout.services.executions import execution_arn, start_execution
 from openlookout.services.projects import get_project
@@ -38,7 +39,7 @@ INFERENCE_UNITS_QUOTA_CODE = "L-INFERENCE-UNITS"
 
 
 # Datasets that can be trained on: complete, or rolled back to a complete state.
-USABLE_DATASET_STATUSES = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_FAILED_ROLLBACK_COMPLETE"}
+USABLE_DATASET_STATUSES = UPDATABLE
 MIN_NORMAL_TRAINING_IMAGES = 10  # L4V's minimum for a train dataset
 
 
