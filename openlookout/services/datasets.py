@@ -131,6 +131,7 @@ def create_dataset(
                 ResourceType.DATASET,
             ) from None
         raise
+    metadata = _metadata(item)  # as created: the update below reads back what the workflow wrote since
     if manifest:
         source = {key: manifest.get(key) for key in ("Bucket", "Key", "VersionId")}
         try:
@@ -139,7 +140,7 @@ def create_dataset(
             item.delete()  # nothing will ever finish this dataset; let the caller retry
             raise
         _record_execution(item, execution_arn)
-    return {"DatasetMetadata": _metadata(item)}
+    return {"DatasetMetadata": metadata}
 
 
 def describe_dataset(project_name: str, dataset_type: str) -> dict[str, Any]:
