@@ -11,5 +11,4 @@ logger = Logger(service="openlookout")
 
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    spec = event["JobSpec"]
-    return training.train_from_spec_location(spec["Bucket"], spec["Key"])
+    return training.train_step(event)

@@ -13,62 +13,30 @@ import secrets
 import time
 from collections.abc import Iterator, Mapping
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
-from pynamodb.exceptions import DeleteError, PutError, UpdateError
+from pynamodb.exceptions import PutError, UpdateError
 
 from openlookout.core.errors import ConflictException, ResourceNotFoundException, ResourceType
 from openlookout.core.pagination import read_page
 from openlookout.core.s3_names import check_location
+from openlookout.lifecycles import dataset as lifecycle
+from openlookout.lifecycles.dataset import (
+    MESSAGES,
+    DatasetEvent,
+    DatasetStatus,
+    Operation,
+    dataset_id,
+)
 from openlookout.services.executions import start_execution
 from openlookout.services.projects import get_project
 from openlookout.settings import settings
 from openlookout.storage import s3
 from openlookout.storage.conditions import lost_condition
-from openlookout.storage.tables import DatasetEntryItem, DatasetItem, ImageStats, utcnow
+from openlookout.storage.tables import DatasetEntryItem, DatasetItem
 
 STATE_MACHINE_ENV = "DATASET_STATE_MACHINE_ARN"
 MAX_IMAGES = {"train": 16_000, "test": 4_000}  # L4V's limits per dataset type
-
-
-class DatasetStatus(StrEnum):
-    CREATE_IN_PROGRESS = "CREATE_IN_PROGRESS"
-    CREATE_COMPLETE = "CREATE_COMPLETE"
-    CREATE_FAILED = "CREATE_FAILED"
-    UPDATE_IN_PROGRESS = "UPDATE_IN_PROGRESS"
-    UPDATE_COMPLETE = "UPDATE_COMPLETE"
-    UPDATE_FAILED_ROLLBACK_IN_PROGRESS = "UPDATE_FAILED_ROLLBACK_IN_PROGRESS"
-    UPDATE_FAILED_ROLLBACK_COMPLETE = "UPDATE_FAILED_ROLLBACK_COMPLETE"
-
-
-IN_PROGRESS = frozenset(
-    {
-        DatasetStatus.CREATE_IN_PROGRESS,
-        DatasetStatus.UPDATE_IN_PROGRESS,
-        DatasetStatus.UPDATE_FAILED_ROLLBACK_IN_PROGRESS,
-    }
-)
-UPDATABLE = frozenset(
-    {
-        DatasetStatus.CREATE_COMPLETE,
-        DatasetStatus.UPDATE_COMPLETE,
-        DatasetStatus.UPDATE_FAILED_ROLLBACK_COMPLETE,
-    }
-)
-
-MESSAGES = {
-    DatasetStatus.CREATE_IN_PROGRESS: "The dataset is creating.",
-    DatasetStatus.CREATE_COMPLETE: "The dataset was created successfully.",
-    DatasetStatus.UPDATE_IN_PROGRESS: "The dataset is updating.",
-    DatasetStatus.UPDATE_COMPLETE: "The dataset was updated successfully.",
-}
-
-
-class Operation(StrEnum):
-    CREATE = "CREATE"
-    UPDATE = "UPDATE"
-    DELETE = "DELETE"
 
 
 def entries_key(project_name: str, dataset_type: str, generation: str) -> str:
@@ -84,23 +52,10 @@ def new_generation() -> str:
     return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(4)}"
 
 
-def dataset_id(project_name: str, dataset_type: str) -> str:
-    return f"{project_name}/{dataset_type}"
-
-
 def _not_found(project_name: str, dataset_type: str) -> ResourceNotFoundException:
     return ResourceNotFoundException(
         f"The {dataset_type} dataset of project {project_name} does not exist.",
         dataset_id(project_name, dataset_type),
-        ResourceType.DATASET,
-    )
-
-
-def _busy(item: DatasetItem) -> ConflictException:
-    return ConflictException(
-        f"The {item.dataset_type} dataset of project {item.project_name} is {item.status}; "
-        "wait until the current operation finishes.",
-        dataset_id(item.project_name, item.dataset_type),
         ResourceType.DATASET,
     )
 
@@ -176,9 +131,7 @@ def create_dataset(
                 ResourceType.DATASET,
             ) from None
         raise
-    # What was created: the workflow may already have moved the dataset on (and _record_execution
-    # reads the item back), but CreateDataset answers with the status it set, as L4V does.
-    created = _metadata(item)
+    metadata = _metadata(item)  # as created: the update below reads back what the workflow wrote since
     if manifest:
         source = {key: manifest.get(key) for key in ("Bucket", "Key", "VersionId")}
         try:
@@ -187,7 +140,7 @@ def create_dataset(
             item.delete()  # nothing will ever finish this dataset; let the caller retry
             raise
         _record_execution(item, execution_arn)
-    return {"DatasetMetadata": created}
+    return {"DatasetMetadata": metadata}
 
 
 def describe_dataset(project_name: str, dataset_type: str) -> dict[str, Any]:
@@ -213,14 +166,7 @@ def describe_dataset(project_name: str, dataset_type: str) -> dict[str, Any]:
 
 def delete_dataset(project_name: str, dataset_type: str) -> dict[str, Any]:
     item = get_dataset(project_name, dataset_type)
-    if item.status in IN_PROGRESS:
-        raise _busy(item)
-    try:
-        item.delete()  # VersionAttribute: fails if an operation started since we read it
-    except DeleteError as error:
-        if lost_condition(error):
-            raise _busy(get_dataset(project_name, dataset_type)) from None
-        raise
+    lifecycle.remove(item)
     # The entries go asynchronously: a new dataset of this type gets a new generation anyway.
     for generation in {item.generation, item.pending_generation} - {None}:
         start_workflow(workflow_input(Operation.DELETE, item, str(generation), None))
@@ -242,44 +188,21 @@ def _record_execution(item: DatasetItem, execution_arn: str) -> None:
 
 def update_dataset_entries(project_name: str, dataset_type: str, changes: bytes) -> dict[str, Any]:
     item = get_dataset(project_name, dataset_type)
-    if item.status in IN_PROGRESS:
-        raise _busy(item)
-    if item.status not in UPDATABLE:
-        raise ConflictException(
-            f"The {dataset_type} dataset of project {project_name} is {item.status}; "
-            "delete it and create it again.",
-            dataset_id(project_name, dataset_type),
-            ResourceType.DATASET,
-        )
+    lifecycle.next_status(item, DatasetEvent.UPDATE)  # refused before anything is staged
     generation = new_generation()
     bucket = settings().artifacts_bucket
     changes_key = staging_prefix(project_name, dataset_type, generation) + "changes.jsonl"
     s3.put_text(bucket, changes_key, changes)  # Changes can be 10 MiB; a state machine input only 256 KB
     try:
-        item.update(
-            actions=[
-                DatasetItem.status.set(str(DatasetStatus.UPDATE_IN_PROGRESS)),
-                DatasetItem.status_message.set(MESSAGES[DatasetStatus.UPDATE_IN_PROGRESS]),
-                DatasetItem.pending_generation.set(generation),
-                DatasetItem.updated_at.set(utcnow()),
-            ]
-        )
-    except UpdateError as error:
+        lifecycle.change(item, DatasetEvent.UPDATE, pending_generation=generation)
+    except Exception:
         s3.delete_prefix(bucket, staging_prefix(project_name, dataset_type, generation))
-        if lost_condition(error):
-            raise _busy(get_dataset(project_name, dataset_type)) from None
         raise
     source = {"Bucket": bucket, "Key": changes_key}
     try:
         execution_arn = start_workflow(workflow_input(Operation.UPDATE, item, generation, source))
     except Exception:
-        item.update(
-            actions=[
-                DatasetItem.status.set(str(DatasetStatus.UPDATE_FAILED_ROLLBACK_COMPLETE)),
-                DatasetItem.status_message.set("The update could not be started; the dataset is unchanged."),
-                DatasetItem.pending_generation.remove(),
-            ]
-        )
+        lifecycle.change(item, DatasetEvent.UPDATE_NOT_STARTED, lifecycle.UPDATE_NOT_STARTED_MESSAGE)
         raise
     _record_execution(item, execution_arn)
     return {"Status": str(DatasetStatus.UPDATE_IN_PROGRESS)}
@@ -331,7 +254,3 @@ def list_dataset_entries(
 
     page, more = read_page(scope, next_token, max_results, query, lambda entry: entry.source_ref)
     return {"DatasetEntries": [entry.entry for entry in page], **more}
-
-
-def empty_stats() -> ImageStats:
-    return ImageStats(total=0, labeled=0, normal=0, anomaly=0)

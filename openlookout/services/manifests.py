@@ -54,7 +54,12 @@ class S3Ref:
 class MaskRef:
     attribute: str  # e.g. "anomaly-mask-ref"
     location: S3Ref
-    anomaly_types: tuple[str, ...]  # the color map's class names other than the background
+    colors: tuple[tuple[str, str], ...]  # ("#rrggbb" in lower case, anomaly class) but the background
+
+    @property
+    def anomaly_types(self) -> tuple[str, ...]:
+        """The color map's class names other than the background, each once."""
+        return tuple(dict.fromkeys(name for _color, name in self.colors))
 
 
 @dataclass(frozen=True)
@@ -178,16 +183,16 @@ def _masks(line_number: int, data: dict[str, Any]) -> list[MaskRef]:
         problem = location_problem(location.bucket, location.key)
         if problem:
             raise ManifestLineError(line_number, f"the mask {location.uri} {problem}.")
-        masks.append(MaskRef(key, location, _anomaly_types(line_number, key, color_map)))
+        masks.append(MaskRef(key, location, _mask_colors(line_number, key, color_map)))
     return masks
 
 
-def _anomaly_types(line_number: int, key: str, color_map: Any) -> tuple[str, ...]:
+def _mask_colors(line_number: int, key: str, color_map: Any) -> tuple[tuple[str, str], ...]:
     if not isinstance(color_map, dict) or not color_map:
         raise ManifestLineError(
             line_number, f"internal-color-map of {key}-metadata must be a non-empty object."
         )
-    types: list[str] = []
+    colors: list[tuple[str, str]] = []
     for index, color in color_map.items():
         where = f'internal-color-map entry "{index}" of {key}-metadata'
         if not isinstance(color, dict):
@@ -201,9 +206,8 @@ def _anomaly_types(line_number: int, key: str, color_map: Any) -> tuple[str, ...
         # give "0" to a defect class: only the name or the white colour make an entry background.
         if class_name.strip().upper() == BACKGROUND_CLASS or hex_color.lower() == BACKGROUND_COLOR:
             continue
-        if class_name not in types:
-            types.append(class_name)
-    return tuple(types)
+        colors.append((hex_color.lower(), class_name))
+    return tuple(colors)
 
 
 def _show(value: Any) -> str:

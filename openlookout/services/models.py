@@ -1,18 +1,15 @@
 """Models: versions, training, hosting, deletion — L4V's life cycle on our state machines.
 
-TRAINING -> TRAINED | TRAINING_FAILED            (training state machine)
-TRAINED -> STARTING_HOSTING -> HOSTED | HOSTING_FAILED   (hosting state machine, StartModel)
-HOSTED -> STOPPING_HOSTING -> TRAINED            (hosting state machine, StopModel)
-Every status change is a version-checked write, so a lost race is a ConflictException.
+The statuses, their transitions and messages, and how a status is written belong to
+openlookout/lifecycles/model.py; a lost race there is a ConflictException.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from enum import StrEnum
 from typing import Any
 
-from pynamodb.exceptions import PutError, UpdateError
+from pynamodb.exceptions import UpdateError
 
 from openlookout.core.arns import model_arn
 from openlookout.core.errors import (
@@ -24,6 +21,9 @@ from openlookout.core.errors import (
 )
 from openlookout.core.pagination import read_page
 from openlookout.core.s3_names import check_location
+from openlookout.lifecycles import model as lifecycle
+from openlookout.lifecycles.dataset import UPDATABLE
+from openlookout.lifecycles.model import MESSAGES, ModelEvent, ModelStatus
 from openlookout.services.executions import execution_arn, start_execution
 from openlookout.services.projects import get_project
 from openlookout.settings import settings
@@ -36,29 +36,8 @@ HOSTING_STATE_MACHINE_ENV = "HOSTING_STATE_MACHINE_ARN"
 INFERENCE_UNITS_QUOTA_CODE = "L-INFERENCE-UNITS"
 
 
-class ModelStatus(StrEnum):
-    TRAINING = "TRAINING"
-    TRAINED = "TRAINED"
-    TRAINING_FAILED = "TRAINING_FAILED"
-    STARTING_HOSTING = "STARTING_HOSTING"
-    HOSTED = "HOSTED"
-    HOSTING_FAILED = "HOSTING_FAILED"
-    STOPPING_HOSTING = "STOPPING_HOSTING"
-    SYSTEM_UPDATING = "SYSTEM_UPDATING"
-    DELETING = "DELETING"
-
-
-MESSAGES = {
-    ModelStatus.TRAINING: "The model is being trained.",
-    ModelStatus.TRAINED: "Training completed successfully.",
-    ModelStatus.STARTING_HOSTING: "The model is starting.",
-    ModelStatus.HOSTED: "The model is running.",
-    ModelStatus.STOPPING_HOSTING: "The model is stopping.",
-    ModelStatus.DELETING: "The model is being deleted.",
-}
-
 # Datasets that can be trained on: complete, or rolled back to a complete state.
-USABLE_DATASET_STATUSES = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_FAILED_ROLLBACK_COMPLETE"}
+USABLE_DATASET_STATUSES = UPDATABLE
 MIN_NORMAL_TRAINING_IMAGES = 10  # L4V's minimum for a train dataset
 
 
@@ -134,24 +113,6 @@ def describe(item: ModelItem) -> dict[str, Any]:
 def _execution_name(action: str, project_name: str, version: int) -> str:
     stamp = int(utcnow().timestamp() * 1000)
     return f"{action}-{version}-{stamp}-{project_name}"[:80]
-
-
-def _set_status(item: ModelItem, status: ModelStatus, message: str | None = None, **fields: Any) -> None:
-    """A version-checked status change; a concurrent change makes it a ConflictException."""
-    item.status = str(status)
-    item.status_message = message if message is not None else MESSAGES.get(status)
-    for name, value in fields.items():
-        setattr(item, name, value)
-    try:
-        item.save()
-    except PutError as error:
-        if lost_condition(error):
-            raise ConflictException(
-                f"The model {item.model_arn} was changed by another request; retry.",
-                item.model_arn,
-                ResourceType.MODEL,
-            ) from None
-        raise
 
 
 # ------------------------------------------------------------------ operations
@@ -232,7 +193,7 @@ def create_model(
         )
     except Exception as error:
         # No workflow will ever finish this version: never leave it TRAINING.
-        _set_status(item, ModelStatus.TRAINING_FAILED, f"Training could not be started: {error}")
+        lifecycle.change(item, ModelEvent.TRAINING_FAILED, f"Training could not be started: {error}")
         raise
     return {"ModelMetadata": metadata}
 
@@ -260,25 +221,9 @@ def list_models(
     return {"Models": [_metadata(item) for item in page], **more}
 
 
-BUSY_FOR_DELETE = {
-    ModelStatus.TRAINING,
-    ModelStatus.HOSTED,
-    ModelStatus.STARTING_HOSTING,
-    ModelStatus.STOPPING_HOSTING,
-    ModelStatus.SYSTEM_UPDATING,
-}
-
-
 def delete_model(project_name: str, model_version: str) -> dict[str, Any]:
     item = get_model(project_name, model_version)
-    if item.status in BUSY_FOR_DELETE:
-        advice = "Stop it with StopModel first." if "HOST" in item.status else "Wait until it has finished."
-        raise ConflictException(
-            f"The model {item.model_arn} is {item.status} and cannot be deleted. {advice}",
-            item.model_arn,
-            ResourceType.MODEL,
-        )
-    _set_status(item, ModelStatus.DELETING)
+    lifecycle.change(item, ModelEvent.DELETE)
     if item.artifact_prefix:
         s3.delete_prefix(settings().artifacts_bucket, item.artifact_prefix)
     item.delete()
@@ -293,14 +238,8 @@ def start_model(
             f"MaxInferenceUnits ({max_units}) must be at least MinInferenceUnits ({min_units})."
         )
     item = get_model(project_name, model_version)
-    if item.status == ModelStatus.HOSTED:
-        return {"Status": str(ModelStatus.HOSTED)}
-    if item.status not in (ModelStatus.TRAINED, ModelStatus.HOSTING_FAILED):
-        raise ConflictException(
-            f"The model {item.model_arn} is {item.status}; only a TRAINED model can be started.",
-            item.model_arn,
-            ResourceType.MODEL,
-        )
+    if lifecycle.next_status(item, ModelEvent.START) == item.status:  # already running
+        return {"Status": str(item.status)}
     limit = settings().max_inference_units
     if max(min_units, max_units or 0) > limit:
         raise ServiceQuotaExceededException(
@@ -310,31 +249,21 @@ def start_model(
             ResourceType.MODEL,
         )
     _start_hosting_workflow(
-        item,
-        "start",
-        ModelStatus.STARTING_HOSTING,
-        min_inference_units=min_units,
-        max_inference_units=max_units,
+        item, "start", ModelEvent.START, min_inference_units=min_units, max_inference_units=max_units
     )
     return {"Status": str(ModelStatus.STARTING_HOSTING)}
 
 
 def stop_model(project_name: str, model_version: str) -> dict[str, Any]:
     item = get_model(project_name, model_version)
-    if item.status not in (ModelStatus.HOSTED, ModelStatus.HOSTING_FAILED):
-        raise ConflictException(
-            f"The model {item.model_arn} is {item.status}; only a HOSTED model can be stopped.",
-            item.model_arn,
-            ResourceType.MODEL,
-        )
-    _start_hosting_workflow(item, "stop", ModelStatus.STOPPING_HOSTING)
+    _start_hosting_workflow(item, "stop", ModelEvent.STOP)
     return {"Status": str(ModelStatus.STOPPING_HOSTING)}
 
 
-def _start_hosting_workflow(item: ModelItem, action: str, status: ModelStatus, **fields: Any) -> None:
+def _start_hosting_workflow(item: ModelItem, action: str, event: ModelEvent, **fields: Any) -> None:
     version = int(item.model_version)
     name = _execution_name(action, item.project_name, version)
-    _set_status(item, status, execution_arn=execution_arn(HOSTING_STATE_MACHINE_ENV, name), **fields)
+    lifecycle.change(item, event, execution_arn=execution_arn(HOSTING_STATE_MACHINE_ENV, name), **fields)
     try:
         start_execution(
             HOSTING_STATE_MACHINE_ENV,
@@ -342,6 +271,6 @@ def _start_hosting_workflow(item: ModelItem, action: str, status: ModelStatus, *
             {"ProjectName": item.project_name, "ModelVersion": version, "Action": action},
         )
     except Exception as error:
-        failed = ModelStatus.HOSTING_FAILED if action == "start" else ModelStatus.HOSTED
-        _set_status(item, failed, f"The hosting workflow could not be started: {error}")
+        failed = ModelEvent.HOSTING_FAILED if action == "start" else ModelEvent.STOP_NOT_STARTED
+        lifecycle.change(item, failed, f"The hosting workflow could not be started: {error}")
         raise

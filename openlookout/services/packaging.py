@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable, Mapping
-from enum import StrEnum
 from typing import Any
 
 from pynamodb.exceptions import PutError
@@ -22,8 +21,10 @@ from openlookout.core.errors import (
     ValidationException,
 )
 from openlookout.core.pagination import read_page
+from openlookout.lifecycles.model import ModelStatus
+from openlookout.lifecycles.packaging_job import MESSAGES, JobStatus, record
 from openlookout.services.executions import execution_arn, start_execution
-from openlookout.services.models import ModelStatus, get_model
+from openlookout.services.models import get_model
 from openlookout.services.projects import get_project
 from openlookout.storage.conditions import lost_condition
 from openlookout.storage.tables import ModelPackagingJobItem, utcnow
@@ -32,20 +33,6 @@ PACKAGING_STATE_MACHINE_ENV = "PACKAGING_STATE_MACHINE_ARN"
 PACKAGEABLE = {ModelStatus.TRAINED, ModelStatus.HOSTED}
 NVIDIA_OPTIONS = ("gpu-code", "trt-ver", "cuda-ver")
 CPU_OPTIONS = {"mcpu", "mattr"}
-
-
-class JobStatus(StrEnum):
-    CREATED = "CREATED"
-    RUNNING = "RUNNING"
-    SUCCEEDED = "SUCCEEDED"
-    FAILED = "FAILED"
-
-
-MESSAGES = {
-    JobStatus.CREATED: "The model packaging job was created.",
-    JobStatus.RUNNING: "The model packaging job is running.",
-    JobStatus.SUCCEEDED: "The model packaging job succeeded.",
-}
 
 
 # ------------------------------------------------------------------ validation
@@ -188,21 +175,3 @@ def list_model_packaging_jobs(
     scope = f"ListModelPackagingJobs/{project_name}"
     page, more = read_page(scope, next_token, max_results, query, lambda job: job.job_name)
     return {"ModelPackagingJobs": [_metadata(job) for job in page], **more}
-
-
-def record(job: ModelPackagingJobItem, status: JobStatus, message: str | None = None, **fields: Any) -> None:
-    """A status change by the job's one workflow; a lost version check is retried on a fresh read."""
-    for _attempt in range(5):
-        job.status = str(status)
-        job.status_message = message if message is not None else MESSAGES.get(status)
-        job.updated_at = utcnow()
-        for name, value in fields.items():
-            setattr(job, name, value)
-        try:
-            job.save()
-            return
-        except PutError as error:
-            if not lost_condition(error):
-                raise
-            job = get_job(job.project_name, job.job_name)
-    raise RuntimeError(f"could not record {status} on packaging job {job.job_name}")

@@ -22,22 +22,31 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from pynamodb.exceptions import UpdateError
+from pydantic import BaseModel
 
-from openlookout.services.datasets import (
-    MAX_IMAGES,
-    MESSAGES,
-    DatasetStatus,
-    Operation,
-    entries_key,
-    staging_prefix,
-)
+from openlookout.lifecycles import dataset as lifecycle
+from openlookout.lifecycles.dataset import DatasetEvent, Operation
+from openlookout.services.datasets import MAX_IMAGES, entries_key, staging_prefix
 from openlookout.services.image_checks import ImageInfo, ImageRuleError, NeedMoreBytes, inspect_header
 from openlookout.services.manifests import ManifestEntry, ManifestLineError, numbered_lines, parse_line
 from openlookout.settings import settings
 from openlookout.storage import s3
-from openlookout.storage.conditions import lost_condition
 from openlookout.storage.tables import DatasetEntryItem, DatasetItem, ImageStats, utcnow
+from openlookout.workflows.caught import caught_error
+from openlookout.workflows.contracts import (
+    Chunk,
+    ChunkChecked,
+    CommitResult,
+    CopyProgress,
+    DatasetState,
+    Done,
+    LineFailure,
+    MarkedFailed,
+    PrepareResult,
+    PurgeTarget,
+    dump,
+    read,
+)
 
 logger = Logger(service="openlookout")
 
@@ -46,7 +55,7 @@ CHECK_THREADS = 16  # image checks are S3 round trips: overlap them
 SAFETY_SECONDS = 20.0  # looping steps stop this long before their Lambda timeout
 
 
-State = Mapping[str, Any]
+Event = Mapping[str, Any] | BaseModel  # a step's input: JSON from the state machine, or its contract
 
 
 def seconds_left(context: Any, default: float = 300.0) -> float:
@@ -54,29 +63,27 @@ def seconds_left(context: Any, default: float = 300.0) -> float:
     return remaining() / 1000.0 if callable(remaining) else default
 
 
-def _label(state: State) -> str:
-    return "Manifest" if state["Operation"] == Operation.CREATE else "Changes"
-
-
-def _source_uri(state: State) -> str:
-    source = state["Source"]
-    return f"s3://{source['Bucket']}/{source['Key']}"
+def _label(state: DatasetState) -> str:
+    return "Manifest" if state.Operation == Operation.CREATE else "Changes"
 
 
 # ------------------------------------------------------------------ Prepare
 
 
-def prepare(state: State) -> dict[str, Any]:
+def prepare(event: Event) -> dict[str, Any]:
     """Parses every line; returns {"Ok": true, "Chunks": [...]} or {"Ok": false, "Message": ...}."""
-    project, dataset_type, generation = state["ProjectName"], state["DatasetType"], state["Generation"]
-    source, label = state["Source"], _label(state)
+    state = read(event, DatasetState)
+    project, dataset_type, label = state.ProjectName, state.DatasetType, _label(state)
+    source = state.Source
+    if source is None:
+        raise ValueError("a create or update operation needs a Source")
     limit = MAX_IMAGES[dataset_type]
     images_bucket: str | None = None
-    if state["Operation"] == Operation.UPDATE:
+    if state.Operation == Operation.UPDATE:
         images_bucket = DatasetItem.get(project, dataset_type, consistent_read=True).images_bucket
     lines: dict[str, tuple[int, str]] = {}
     try:
-        stream = s3.stream_object(source["Bucket"], source["Key"], source.get("VersionId"))
+        stream = s3.stream_object(source.Bucket, source.Key, source.VersionId)
         for number, text in numbered_lines(stream):
             entry = parse_line(number, text)
             if images_bucket is None:
@@ -101,10 +108,17 @@ def prepare(state: State) -> dict[str, Any]:
     except ManifestLineError as error:
         return _refused(f"{label} line {error.line_number}: {error.reason}")
     if not lines:
-        return _refused(f"The {label.lower()} {_source_uri(state)} has no JSON lines.")
-
-    bucket, prefix = settings().artifacts_bucket, staging_prefix(project, dataset_type, generation)
+        return _refused(f"The {label.lower()} s3://{source.Bucket}/{source.Key} has no JSON lines.")
     ordered = sorted(lines.values())
+    chunks = _stage_chunks(state, ordered)
+    logger.info("manifest prepared", extra={"lines": len(ordered), "chunks": len(chunks)})
+    return dump(PrepareResult(Ok=True, Chunks=chunks, ImagesBucket=images_bucket, Images=len(ordered)))
+
+
+def _stage_chunks(state: DatasetState, ordered: list[tuple[int, str]]) -> list[Chunk]:
+    """The numbered lines, CHUNK_LINES to an S3 object: one CheckChunks iteration each."""
+    bucket = settings().artifacts_bucket
+    prefix = staging_prefix(state.ProjectName, state.DatasetType, state.Generation)
     chunks = []
     for index, start in enumerate(range(0, len(ordered), CHUNK_LINES)):
         key = f"{prefix}chunk-{index:05d}.jsonl"
@@ -112,29 +126,29 @@ def prepare(state: State) -> dict[str, Any]:
         body = "\n".join(json.dumps({"Line": number, "Entry": text}) for number, text in part)
         s3.put_text(bucket, key, body)
         chunks.append(
-            {
-                "ProjectName": project,
-                "DatasetType": dataset_type,
-                "Generation": generation,
-                "Operation": state["Operation"],
-                "ChunkKey": key,
-            }
+            Chunk(
+                ProjectName=state.ProjectName,
+                DatasetType=state.DatasetType,
+                Generation=state.Generation,
+                Operation=state.Operation,
+                ChunkKey=key,
+            )
         )
-    logger.info("manifest prepared", extra={"lines": len(ordered), "chunks": len(chunks)})
-    return {"Ok": True, "Chunks": chunks, "ImagesBucket": images_bucket, "Images": len(ordered)}
+    return chunks
 
 
 def _refused(message: str) -> dict[str, Any]:
     logger.info("manifest refused", extra={"reason": message})
-    return {"Ok": False, "Message": message}
+    return dump(PrepareResult(Ok=False, Message=message))
 
 
 # ------------------------------------------------------------------ CheckChunk (Map iteration)
 
 
-def check_chunk(chunk: State) -> dict[str, Any]:
+def check_chunk(event: Event) -> dict[str, Any]:
     """Checks the chunk's images and masks; writes its entries only when all are valid."""
-    text = s3.get_text(settings().artifacts_bucket, chunk["ChunkKey"])
+    chunk = read(event, Chunk)
+    text = s3.get_text(settings().artifacts_bucket, chunk.ChunkKey)
     lines = [json.loads(raw) for raw in text.splitlines()]
     entries = [parse_line(line["Line"], line["Entry"]) for line in lines]
     with ThreadPoolExecutor(max_workers=CHECK_THREADS) as pool:
@@ -142,12 +156,9 @@ def check_chunk(chunk: State) -> dict[str, Any]:
     failures = [outcome for outcome in outcomes if isinstance(outcome, ManifestLineError)]
     if failures:
         first = min(failures, key=lambda failure: failure.line_number)
-        return {
-            "Entries": 0,
-            "FailedLines": len(failures),
-            "Failure": {"Line": first.line_number, "Reason": first.reason},
-        }
-    key = entries_key(chunk["ProjectName"], chunk["DatasetType"], chunk["Generation"])
+        failure = LineFailure(Line=first.line_number, Reason=first.reason)
+        return dump(ChunkChecked(Entries=0, FailedLines=len(failures), Failure=failure))
+    key = entries_key(chunk.ProjectName, chunk.DatasetType, chunk.Generation)
     now = utcnow()
     with DatasetEntryItem.batch_write() as batch:
         for entry, info in zip(entries, outcomes, strict=True):
@@ -164,7 +175,7 @@ def check_chunk(chunk: State) -> dict[str, Any]:
                     height=info.height,
                 )
             )
-    return {"Entries": len(entries), "FailedLines": 0, "Failure": None}
+    return dump(ChunkChecked(Entries=len(entries), FailedLines=0, Failure=None))
 
 
 def _checked(entry: ManifestEntry) -> ImageInfo | ManifestLineError:
@@ -200,18 +211,19 @@ def _inspect(entry: ManifestEntry, bucket: str, key: str, what: str, formats: tu
 # ------------------------------------------------------------------ CopyEntries (updates)
 
 
-def copy_entries(state: State, seconds_left: float) -> dict[str, Any]:
+def copy_entries(event: Event, seconds_left: float) -> dict[str, Any]:
     """Copies the current generation into the new one, from the cursor on, until time runs short.
 
     The update's own lines are written after this, so a line with a known source-ref replaces it.
     """
+    state = read(event, DatasetState)
     deadline = time.monotonic() + seconds_left - SAFETY_SECONDS
-    project, dataset_type = state["ProjectName"], state["DatasetType"]
+    project, dataset_type = state.ProjectName, state.DatasetType
     current = DatasetItem.get(project, dataset_type, consistent_read=True).generation
-    cursor = (state.get("Copy") or {}).get("Cursor")
+    cursor = state.Copy.Cursor if state.Copy else None
     if current is None:
-        return {"Done": True, "Cursor": None, "Copied": 0}
-    target = entries_key(project, dataset_type, state["Generation"])
+        return dump(CopyProgress(Done=True, Cursor=None, Copied=0))
+    target = entries_key(project, dataset_type, state.Generation)
     copied = 0
     source_key = entries_key(project, dataset_type, current)
     with DatasetEntryItem.batch_write() as batch:
@@ -221,8 +233,8 @@ def copy_entries(state: State, seconds_left: float) -> dict[str, Any]:
             copied += 1
             cursor = item.source_ref
             if copied % 500 == 0 and time.monotonic() > deadline:
-                return {"Done": False, "Cursor": cursor, "Copied": copied}
-    return {"Done": True, "Cursor": None, "Copied": copied}
+                return dump(CopyProgress(Done=False, Cursor=cursor, Copied=copied))
+    return dump(CopyProgress(Done=True, Cursor=None, Copied=copied))
 
 
 def _entries_after(key: str, after: str | None) -> Iterator[DatasetEntryItem]:
@@ -233,45 +245,48 @@ def _entries_after(key: str, after: str | None) -> Iterator[DatasetEntryItem]:
 # ------------------------------------------------------------------ Commit
 
 
-def commit(state: State) -> dict[str, Any]:
+def commit(event: Event) -> dict[str, Any]:
     """Switches the dataset to the new generation, or reports the first failing line."""
-    label = _label(state)
-    failures = [result for result in state.get("Checked") or [] if result.get("Failure")]
+    state = read(event, DatasetState)
+    failures = [result.Failure for result in state.Checked or [] if result.Failure]
     if failures:
-        first = min((result["Failure"] for result in failures), key=lambda failure: failure["Line"])
-        others = sum(int(result.get("FailedLines", 1)) for result in failures) - 1
-        message = f"{label} line {first['Line']}: {first['Reason']}"
+        first = min(failures, key=lambda failure: failure.Line)
+        others = sum(result.FailedLines for result in state.Checked or [] if result.Failure) - 1
+        message = f"{_label(state)} line {first.Line}: {first.Reason}"
         if others:
             message += f" ({others} other line{'s' if others > 1 else ''} also failed.)"
-        return {"Ok": False, "Message": message}
+        return dump(CommitResult(Ok=False, Message=message))
 
-    project, dataset_type, generation = state["ProjectName"], state["DatasetType"], state["Generation"]
+    project, dataset_type, generation = state.ProjectName, state.DatasetType, state.Generation
     stats = count_entries(entries_key(project, dataset_type, generation))
     limit = MAX_IMAGES[dataset_type]
     if stats.total > limit:
-        return {
-            "Ok": False,
-            "Message": f"The update would give the dataset {int(stats.total):,} images; "
-            f"a {dataset_type} dataset can have at most {limit:,}.",
-        }
-    item = DatasetItem.get(project, dataset_type, consistent_read=True)
-    previous = item.generation
-    creating = state["Operation"] == Operation.CREATE
-    done = DatasetStatus.CREATE_COMPLETE if creating else DatasetStatus.UPDATE_COMPLETE
-    item.update(
-        actions=[
+        return dump(
+            CommitResult(
+                Ok=False,
+                Message=f"The update would give the dataset {int(stats.total):,} images; "
+                f"a {dataset_type} dataset can have at most {limit:,}.",
+            )
+        )
+    if state.Prepared is None or state.Prepared.ImagesBucket is None:
+        raise ValueError("Commit runs after a successful Prepare")
+    previous = DatasetItem.get(project, dataset_type, consistent_read=True).generation
+    switched = lifecycle.record(
+        project,
+        dataset_type,
+        generation,
+        DatasetEvent.COMMITTED,
+        Operation(state.Operation),
+        actions=(
             DatasetItem.generation.set(generation),
-            DatasetItem.pending_generation.remove(),
-            DatasetItem.status.set(str(done)),
-            DatasetItem.status_message.set(MESSAGES[done]),
             DatasetItem.image_stats.set(stats),
-            DatasetItem.images_bucket.set(state["Prepared"]["ImagesBucket"]),
-            DatasetItem.updated_at.set(utcnow()),
-        ],
-        condition=DatasetItem.pending_generation == generation,
+            DatasetItem.images_bucket.set(state.Prepared.ImagesBucket),
+        ),
     )
+    if not switched:  # never purge the previous generation of a dataset this operation no longer owns
+        raise DatasetMovedOn(f"The dataset moved on before generation {generation} was committed.")
     logger.info("dataset committed", extra={"generation": generation, "images": int(stats.total)})
-    return {"Ok": True, "PreviousGeneration": previous}
+    return dump(CommitResult(Ok=True, PreviousGeneration=previous))
 
 
 def count_entries(key: str) -> ImageStats:
@@ -289,78 +304,53 @@ def count_entries(key: str) -> ImageStats:
 # ------------------------------------------------------------------ failure path
 
 
-def failure_message(state: State) -> str:
-    for step in ("Committed", "Prepared"):
-        result = state.get(step) or {}
-        if result.get("Ok") is False and result.get("Message"):
-            return str(result["Message"])
-    error = state.get("Error") or {}
-    cause = error.get("Cause") or ""
-    try:
-        detail = json.loads(cause).get("errorMessage") or cause
-    except (ValueError, AttributeError):
-        detail = cause
-    return f"An internal error stopped the operation ({error.get('Error', 'unknown')}: {detail}). Try again."[
-        :1000
-    ]
+class DatasetMovedOn(Exception):
+    """The operation's generation is no longer the dataset's pending one (deleted, or replaced)."""
 
 
-def mark_failed(state: State) -> dict[str, Any]:
+def failure_message(state: DatasetState) -> str:
+    for result in (state.Committed, state.Prepared):
+        if result is not None and result.Ok is False and result.Message:
+            return result.Message
+    caught = caught_error(dict(state.Error) if state.Error else None, unknown="unknown")
+    return f"An internal error stopped the operation ({caught.kind}: {caught.message}). Try again."[:1000]
+
+
+def mark_failed(event: Event) -> dict[str, Any]:
     """CREATE_FAILED, or UPDATE_FAILED_ROLLBACK_IN_PROGRESS: the current generation is untouched."""
+    state = read(event, DatasetState)
     message = failure_message(state)
-    if state["Operation"] == Operation.CREATE:
-        status, text = DatasetStatus.CREATE_FAILED, message
-    else:
-        status, text = DatasetStatus.UPDATE_FAILED_ROLLBACK_IN_PROGRESS, f"{message} Rolling back the update."
-    _set_status(state, status, text)
-    logger.info("dataset operation failed", extra={"status": str(status), "reason": message})
-    return {"Message": message}
+    text = message if state.Operation == Operation.CREATE else f"{message} Rolling back the update."
+    _record(state, DatasetEvent.FAILED, text)
+    logger.info("dataset operation failed", extra={"operation": state.Operation, "reason": message})
+    return dump(MarkedFailed(Message=message))
 
 
-def finish_failure(state: State) -> dict[str, Any]:
-    message = (state.get("Failed") or {}).get("Message") or failure_message(state)
-    if state["Operation"] == Operation.CREATE:
-        _set_status(state, None, None, clear_pending=True)
-    else:
-        _set_status(
-            state,
-            DatasetStatus.UPDATE_FAILED_ROLLBACK_COMPLETE,
-            f"{message} The update was rolled back; the dataset is as it was before.",
-            clear_pending=True,
-        )
-    return {"Done": True}
+def finish_failure(event: Event) -> dict[str, Any]:
+    state = read(event, DatasetState)
+    message = state.Failed.Message if state.Failed else failure_message(state)
+    _record(
+        state,
+        DatasetEvent.ROLLED_BACK,
+        f"{message} The update was rolled back; the dataset is as it was before.",
+    )
+    return dump(Done(Done=True))
 
 
-def _set_status(
-    state: State, status: DatasetStatus | None, message: str | None, clear_pending: bool = False
-) -> None:
-    actions: list[Any] = [DatasetItem.updated_at.set(utcnow())]
-    if status is not None:
-        actions += [DatasetItem.status.set(str(status)), DatasetItem.status_message.set(message or "")]
-    if clear_pending:
-        actions.append(DatasetItem.pending_generation.remove())
-    item = DatasetItem(state["ProjectName"], state["DatasetType"])
-    try:
-        # Only the operation that owns the pending generation may change the dataset's status.
-        item.update(
-            actions=actions,
-            condition=DatasetItem.pending_generation == state["Generation"],
-            add_version_condition=False,
-        )
-    except UpdateError as error:
-        if not lost_condition(error):
-            raise
-        logger.warning("dataset moved on", extra={"generation": state["Generation"]})
+def _record(state: DatasetState, event: DatasetEvent, message: str) -> None:
+    operation = Operation(state.Operation)
+    lifecycle.record(state.ProjectName, state.DatasetType, state.Generation, event, operation, message)
 
 
 # ------------------------------------------------------------------ Purge
 
 
-def purge(target: State, seconds_left: float) -> dict[str, Any]:
+def purge(event: Event, seconds_left: float) -> dict[str, Any]:
     """Deletes a generation's entries and a staging prefix, until done or time runs short."""
+    target = read(event, PurgeTarget)
     deadline = time.monotonic() + seconds_left - SAFETY_SECONDS
-    project, dataset_type = target["ProjectName"], target["DatasetType"]
-    generation = target.get("DatasetGeneration")
+    project, dataset_type = target.ProjectName, target.DatasetType
+    generation = target.DatasetGeneration
     if generation:
         deleted = 0
         with DatasetEntryItem.batch_write() as batch:
@@ -370,8 +360,8 @@ def purge(target: State, seconds_left: float) -> dict[str, Any]:
                 batch.delete(item)
                 deleted += 1
                 if deleted % 500 == 0 and time.monotonic() > deadline:
-                    return {"Done": False}
-    staging = target.get("StagingGeneration")
+                    return dump(Done(Done=False))
+    staging = target.StagingGeneration
     if staging:
         s3.delete_prefix(settings().artifacts_bucket, staging_prefix(project, dataset_type, staging))
-    return {"Done": True}
+    return dump(Done(Done=True))

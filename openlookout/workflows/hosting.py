@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from openlookout.lifecycles import model as lifecycle
+from openlookout.lifecycles.model import ModelEvent
 from openlookout.services import inference
-from openlookout.services.models import MESSAGES, ModelStatus, get_model
-from openlookout.workflows.training import caught_error, record_status
+from openlookout.services.models import get_model
+from openlookout.workflows.caught import caught_error
 
 
 def mark_hosted(project_name: str, model_version: int) -> dict[str, Any]:
     model = get_model(project_name, model_version)
-    record_status(model, ModelStatus.HOSTED, MESSAGES[ModelStatus.HOSTED])
+    lifecycle.record(model, ModelEvent.HOSTING_SUCCEEDED)
     return {"Status": model.status}
 
 
@@ -23,21 +25,13 @@ def mark_hosting_failed(
     project_name: str, model_version: int, error: dict[str, Any] | None
 ) -> dict[str, Any]:
     model = get_model(project_name, model_version)
-    _kind, cause = caught_error(error)
-    record_status(
-        model, ModelStatus.HOSTING_FAILED, f"The model could not be loaded for inference: {cause}"[:1000]
-    )
+    message = lifecycle.hosting_failure_message(caught_error(error).message)
+    lifecycle.record(model, ModelEvent.HOSTING_FAILED, message)
     return {"Status": model.status}
 
 
 def mark_stopped(project_name: str, model_version: int) -> dict[str, Any]:
     model = get_model(project_name, model_version)
     inference.forget(project_name, model_version)
-    record_status(
-        model,
-        ModelStatus.TRAINED,
-        MESSAGES[ModelStatus.TRAINED],
-        min_inference_units=None,
-        max_inference_units=None,
-    )
+    lifecycle.record(model, ModelEvent.STOPPED, min_inference_units=None, max_inference_units=None)
     return {"Status": model.status}

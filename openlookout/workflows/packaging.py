@@ -23,12 +23,13 @@ from openlookout.edge.component import (
     build_zip,
     recipe_yaml,
 )
+from openlookout.lifecycles.packaging_job import JobStatus, record
 from openlookout.services.models import get_model
-from openlookout.services.packaging import JobStatus, get_job, record
+from openlookout.services.packaging import get_job
 from openlookout.settings import settings
 from openlookout.storage import s3
 from openlookout.storage.artifacts import fetch_file
-from openlookout.workflows.training import caught_error
+from openlookout.workflows.caught import caught_error
 
 LOCAL_REGISTRY = "greengrass-local/components"  # in the artifacts bucket, only under `openlookout serve`
 
@@ -111,10 +112,10 @@ def package(project_name: str, job_name: str) -> dict[str, Any]:
 
 def fail(project_name: str, job_name: str, error: dict[str, Any] | None) -> dict[str, Any]:
     job = get_job(project_name, job_name)
-    kind, cause = caught_error(error)
-    if kind == "PackagingError":
-        message = f"Packaging failed: {cause}"
+    caught = caught_error(error)
+    if caught.kind == "PackagingError":
+        message = f"Packaging failed: {caught.message}"
     else:
-        message = f"Packaging failed ({kind}): {cause}"
+        message = f"Packaging failed ({caught.kind}): {caught.message}"
     record(job, JobStatus.FAILED, message[:1000])
     return {"Status": job.status, "Error": json.loads(json.dumps(error or {}))}

@@ -16,26 +16,16 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from openlookout.core.errors import ResourceNotFoundException
+from openlookout.lifecycles import model as model_lifecycle
+from openlookout.lifecycles.model import WORKFLOW_ENDED, ModelStatus
+from openlookout.lifecycles.packaging_job import UNSETTLED, JobStatus, record
 from openlookout.services import packaging
-from openlookout.services.models import ModelStatus, get_model
+from openlookout.services.models import get_model
 from openlookout.workflows import dataset_import
-from openlookout.workflows.training import record_status
 
 logger = Logger(service="openlookout")
 
 ENDED_BADLY = {"FAILED", "TIMED_OUT", "ABORTED"}
-
-
-def _model_outcome(status: str, reason: str) -> dict[str, tuple[ModelStatus, str]]:
-    return {
-        ModelStatus.TRAINING: (ModelStatus.TRAINING_FAILED, f"Training failed: the workflow {reason}."),
-        ModelStatus.STARTING_HOSTING: (
-            ModelStatus.HOSTING_FAILED,
-            f"Starting the model failed: the workflow {reason}.",
-        ),
-        # Stopping only changes the status, so an interrupted stop still means "stopped".
-        ModelStatus.STOPPING_HOSTING: (ModelStatus.TRAINED, "Training completed successfully."),
-    }
 
 
 def execution_ended(event: dict[str, Any]) -> dict[str, Any]:
@@ -62,17 +52,21 @@ def execution_ended(event: dict[str, Any]) -> dict[str, Any]:
     if "JobName" in payload:
         return {"Repaired": _repair_packaging_job(payload, detail.get("executionArn"), reason)}
     if "ModelVersion" in payload:
-        try:
-            model = get_model(payload["ProjectName"], int(payload["ModelVersion"]))
-        except ResourceNotFoundException:
-            return {"Repaired": False}
-        outcome = _model_outcome(status, reason).get(ModelStatus(model.status))
-        if outcome is None or model.execution_arn != detail.get("executionArn"):
-            return {"Repaired": False}  # already settled, or a newer workflow owns the model
-        record_status(model, *outcome)
-        logger.info("model workflow repaired", extra={"model": model.model_arn, "status": str(outcome[0])})
-        return {"Repaired": True}
+        return {"Repaired": _repair_model(payload, detail.get("executionArn"), reason)}
     return {"Repaired": False}
+
+
+def _repair_model(payload: dict[str, Any], execution: str | None, reason: str) -> bool:
+    try:
+        model = get_model(payload["ProjectName"], int(payload["ModelVersion"]))
+    except ResourceNotFoundException:
+        return False
+    event = WORKFLOW_ENDED.get(ModelStatus(model.status))
+    if event is None or model.execution_arn != execution:
+        return False  # already settled, or a newer workflow owns the model
+    model_lifecycle.record(model, event, model_lifecycle.workflow_ended_message(event, reason))
+    logger.info("model workflow repaired", extra={"model": model.model_arn, "status": model.status})
+    return True
 
 
 def _repair_packaging_job(payload: dict[str, Any], execution: str | None, reason: str) -> bool:
@@ -80,9 +74,8 @@ def _repair_packaging_job(payload: dict[str, Any], execution: str | None, reason
         job = packaging.get_job(payload["ProjectName"], payload["JobName"])
     except ResourceNotFoundException:
         return False
-    unsettled = job.status in (packaging.JobStatus.CREATED, packaging.JobStatus.RUNNING)
-    if not unsettled or job.execution_arn != execution:
+    if job.status not in UNSETTLED or job.execution_arn != execution:
         return False  # the job's own failure path already ran
-    packaging.record(job, packaging.JobStatus.FAILED, f"Packaging failed: the workflow {reason}.")
+    record(job, JobStatus.FAILED, f"Packaging failed: the workflow {reason}.")
     logger.info("packaging workflow repaired", extra={"job": job.job_name})
     return True

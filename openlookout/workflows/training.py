@@ -13,7 +13,7 @@ import json
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -22,13 +22,18 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from openlookout.lifecycles import model as lifecycle
+from openlookout.lifecycles.model import ModelEvent
+from openlookout.lifecycles.model import record_progress as write_progress
 from openlookout.services import datasets as dataset_service
-from openlookout.services.manifests import parse_s3_uri
-from openlookout.services.models import ModelStatus, get_model
+from openlookout.services.manifests import ANOMALY, NORMAL, parse_line, parse_s3_uri
+from openlookout.services.models import get_model
 from openlookout.settings import settings
 from openlookout.storage import s3
 from openlookout.storage.artifacts import encryption_args, put_file
-from openlookout.storage.tables import DatasetEntryItem, DatasetItem, ModelItem
+from openlookout.storage.tables import DatasetEntryItem, DatasetItem
+from openlookout.workflows import contracts
+from openlookout.workflows.caught import caught_error
 
 logger = Logger(service="openlookout")
 
@@ -77,40 +82,22 @@ class JobSpec:
         return JobSpec(**{**data, "train": images(data["train"]), "test": images(data["test"])})
 
 
-def _image_spec(entry_json: str) -> ImageSpec | None:
-    """An entry's image, label and masks with their colour-to-class maps; None when unlabeled."""
-    data = json.loads(entry_json)
-    image = parse_s3_uri(data.get("source-ref"))
-    if image is None:
+def _image_spec(entry: DatasetEntryItem) -> ImageSpec | None:
+    """An entry as import stored it: its label, and its masks as import's manifest reader parsed
+    them (services/manifests.py); None when unlabeled. Only an anomalous image's masks are used."""
+    if entry.anomaly_class not in (NORMAL, ANOMALY):
         return None
-    label = None
-    masks: list[MaskSpec] = []
-    for key, value in data.items():
-        metadata = data.get(f"{key}-metadata")
-        if not isinstance(metadata, dict):
-            continue
-        name = str(metadata.get("class-name", "")).lower()
-        if not key.endswith("-ref") and name in ("anomaly", "normal"):
-            label = name == "anomaly"
-        if key.endswith("-ref") and key != "source-ref" and isinstance(value, str):
-            colors = {}
-            for item in (metadata.get("internal-color-map") or {}).values():
-                if not isinstance(item, dict):
-                    continue
-                name, color = str(item.get("class-name", "")), str(item.get("hex-color", "")).lower()
-                if name and color and name.upper() != "BACKGROUND":
-                    colors[color] = name
-            masks.append(MaskSpec(value, colors))
-    if label is None:
-        return None
-    return ImageSpec(image.uri, label, masks if label else [])
+    anomalous = entry.anomaly_class == ANOMALY
+    parsed = parse_line(0, entry.entry)
+    masks = [MaskSpec(mask.location.uri, dict(mask.colors)) for mask in parsed.masks] if anomalous else []
+    return ImageSpec(parsed.source_ref, anomalous, masks)
 
 
 def _dataset_images(item: DatasetItem) -> list[ImageSpec]:
     if not item.generation:
         return []
     key = dataset_service.entries_key(item.project_name, item.dataset_type, item.generation)
-    specs = (_image_spec(entry.entry) for entry in DatasetEntryItem.query(key))
+    specs = (_image_spec(entry) for entry in DatasetEntryItem.query(key))
     return [spec for spec in specs if spec is not None]
 
 
@@ -203,6 +190,78 @@ def _split_mask(path: Path, colors: dict[str, str]) -> list[tuple[Any, str | Non
     return parts
 
 
+def _download_all(spec: JobSpec, work: Path, log: Callable[[str], None]) -> dict[str, Path]:
+    """Every image and mask of the spec, in `work`, by URI."""
+    images = spec.train + spec.test
+    uris = {i.uri for i in images} | {m.uri for i in images for m in i.masks}
+    log(f"Downloading {len(uris)} images and masks")
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        return dict(zip(uris, pool.map(lambda uri: _download(uri, work), uris), strict=True))
+
+
+def _labeled_anomalies(spec: JobSpec, local: dict[str, Path]) -> list[Any]:
+    """The train set's anomalous images, one per anomaly class of its masks (or one without a mask)."""
+    from openlookout.ml.training import LabeledAnomaly
+
+    anomalies: list[LabeledAnomaly] = []
+    for image in (i for i in spec.train if i.anomalous):
+        parts = [p for m in image.masks for p in _split_mask(local[m.uri], m.colors)]
+        if not parts:
+            anomalies.append(LabeledAnomaly(str(local[image.uri])))
+        for mask, name, color in parts:
+            anomalies.append(LabeledAnomaly(str(local[image.uri]), mask, name, color))
+    return anomalies
+
+
+def _test_samples(spec: JobSpec, local: dict[str, Path]) -> list[Any]:
+    import numpy as np
+
+    from openlookout.ml.evaluation import TestSample
+
+    samples = []
+    for image in spec.test:
+        mask, class_name = None, None
+        if image.masks:
+            parts = _split_mask(local[image.masks[0].uri], image.masks[0].colors)
+            if parts:
+                mask = np.maximum.reduce([p[0] for p in parts])
+                class_name = parts[0][1]  # the report's per-class histograms
+        samples.append(TestSample(str(local[image.uri]), image.anomalous, mask, class_name, image.uri))
+    return samples
+
+
+def _write_evaluation(spec: JobSpec, evaluation: Any, work: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """L4V's evaluation manifest and result, and the report, into the output location; returns
+    what Finish records and the aggregated metrics."""
+    names = f"{spec.project_name}-{spec.model_version}"
+    manifest_key = f"{spec.output_prefix}EvaluationManifest-{names}.json"
+    result_key = f"{spec.output_prefix}EvaluationResult-{names}.json"
+    evaluation.write_manifest(
+        work / "manifest.jsonl",
+        model_arn=spec.model_arn,
+        project_name=spec.project_name,
+        model_version=str(spec.model_version),
+    )
+    evaluation.write_result(work / "result.json", model_arn=spec.model_arn)
+    encryption = encryption_args(spec.kms_key_id)
+    put_file(spec.output_bucket, manifest_key, work / "manifest.jsonl", **encryption)
+    put_file(spec.output_bucket, result_key, work / "result.json", **encryption)
+    report = work / "report"
+    for path in evaluation.write_report(report):
+        relative = path.relative_to(report).as_posix()
+        put_file(spec.output_bucket, f"{spec.output_prefix}EvaluationReport-{names}/{relative}", path)
+    # Performance is the evaluation result's aggregated metrics, so both always agree.
+    document = evaluation.result_document(model_arn=spec.model_arn)
+    aggregated: dict[str, Any] = document["AggregatedEvaluationResults"]["Metrics"]
+    outcome = {
+        "Performance": {key: aggregated.get(key) for key in ("F1Score", "Recall", "Precision")},
+        "EvaluationManifestKey": manifest_key,
+        "EvaluationResultKey": result_key,
+        "EvaluationEndTimestamp": datetime.now(UTC).timestamp(),
+    }
+    return outcome, aggregated
+
+
 def run_training(spec: JobSpec, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Trains, evaluates and writes every output; returns what Finish records on the model."""
     from openlookout.ml import evaluation as ml_evaluation
@@ -213,21 +272,9 @@ def run_training(spec: JobSpec, progress: Callable[[str], None] | None = None) -
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="openlookout-train-") as scratch:
         work = Path(scratch)
-        uris = {i.uri for i in spec.train + spec.test} | {
-            m.uri for i in spec.train + spec.test for m in i.masks
-        }
-        log(f"Downloading {len(uris)} images and masks")
-        with ThreadPoolExecutor(max_workers=16) as pool:
-            local = dict(zip(uris, pool.map(lambda uri: _download(uri, work), uris), strict=True))
-
+        local = _download_all(spec, work, log)
         normals = [str(local[i.uri]) for i in spec.train if not i.anomalous]
-        anomalies: list[ml_training.LabeledAnomaly] = []
-        for image in (i for i in spec.train if i.anomalous):
-            parts = [p for m in image.masks for p in _split_mask(local[m.uri], m.colors)]
-            if not parts:
-                anomalies.append(ml_training.LabeledAnomaly(str(local[image.uri])))
-            for mask, name, color in parts:
-                anomalies.append(ml_training.LabeledAnomaly(str(local[image.uri]), mask, name, color))
+        anomalies = _labeled_anomalies(spec, local)
         log(f"Training on {len(normals)} normal and {len(anomalies)} anomalous images")
         model_dir = work / "model"
         with _ONE_TRAINING_AT_A_TIME:
@@ -237,58 +284,25 @@ def run_training(spec: JobSpec, progress: Callable[[str], None] | None = None) -
         put_file(spec.artifact_bucket, f"{spec.artifact_prefix}model.json", manifest_path)
         log(f"Model written to s3://{spec.artifact_bucket}/{spec.artifact_prefix}")
 
-        detector = Detector.load(model_dir)
-        samples = []
-        for image in spec.test:
-            mask, class_name = None, None
-            if image.masks:
-                parts = _split_mask(local[image.masks[0].uri], image.masks[0].colors)
-                if parts:
-                    import numpy as np
-
-                    mask = np.maximum.reduce([p[0] for p in parts])
-                    class_name = parts[0][1]  # the report's per-class histograms
-            samples.append(
-                ml_evaluation.TestSample(str(local[image.uri]), image.anomalous, mask, class_name, image.uri)
-            )
+        samples = _test_samples(spec, local)
         log(f"Evaluating: 0 of {len(samples)}")
         evaluation = ml_evaluation.evaluate(
-            detector, samples, number_of_training_images=len(spec.train), progress=progress
+            Detector.load(model_dir), samples, number_of_training_images=len(spec.train), progress=progress
         )
-        version = str(spec.model_version)
-        names = f"{spec.project_name}-{version}"
-        manifest_key = f"{spec.output_prefix}EvaluationManifest-{names}.json"
-        result_key = f"{spec.output_prefix}EvaluationResult-{names}.json"
-        evaluation.write_manifest(
-            work / "manifest.jsonl",
-            model_arn=spec.model_arn,
-            project_name=spec.project_name,
-            model_version=version,
-        )
-        evaluation.write_result(work / "result.json", model_arn=spec.model_arn)
-        encryption = encryption_args(spec.kms_key_id)
-        put_file(spec.output_bucket, manifest_key, work / "manifest.jsonl", **encryption)
-        put_file(spec.output_bucket, result_key, work / "result.json", **encryption)
         evaluation.training = result.info
-        report = work / "report"
-        for path in evaluation.write_report(report):
-            relative = path.relative_to(report).as_posix()
-            put_file(spec.output_bucket, f"{spec.output_prefix}EvaluationReport-{names}/{relative}", path)
-        # Performance is the evaluation result's aggregated metrics, so both always agree.
-        aggregated = evaluation.result_document(model_arn=spec.model_arn)["AggregatedEvaluationResults"][
-            "Metrics"
-        ]
+        outcome, aggregated = _write_evaluation(spec, evaluation, work)
         log(
             "training finished in {:.1f} s: F1 {:.3f}, image AUROC {}".format(
                 time.perf_counter() - started, aggregated.get("F1Score") or 0.0, aggregated.get("ROCAUC")
             )
         )
-    return {
-        "Performance": {key: aggregated.get(key) for key in ("F1Score", "Recall", "Precision")},
-        "EvaluationManifestKey": manifest_key,
-        "EvaluationResultKey": result_key,
-        "EvaluationEndTimestamp": datetime.now(UTC).timestamp(),
-    }
+    return outcome
+
+
+def train_step(event: Mapping[str, Any]) -> dict[str, Any]:
+    """TrainOnLambda: the TrainModel function trains the job spec that Prepare wrote."""
+    step = contracts.read(event, contracts.TrainStep)
+    return train_from_spec_location(step.JobSpec.Bucket, step.JobSpec.Key)
 
 
 def train_from_spec_location(bucket: str, key: str) -> dict[str, Any]:
@@ -314,30 +328,12 @@ class StatusReporter:
         write_progress(self.project_name, self.model_version, message)
 
 
-def write_progress(project_name: str, model_version: int, message: str) -> bool:
-    """Sets StatusMessage if the model is still TRAINING; False when it is not (or the write lost)."""
-    message = message[:1000]  # StatusMessage stays short whatever the engine logs
-    try:
-        model = get_model(project_name, model_version)
-        if model.status != str(ModelStatus.TRAINING):
-            return False
-        model.update(
-            actions=[ModelItem.status_message.set(message)],
-            condition=ModelItem.status == str(ModelStatus.TRAINING),
-        )
-    except Exception as error:  # progress is best effort: training goes on without it
-        logger.info("progress not recorded", extra={"reason": str(error)})
-        return False
-    return True
-
-
 def finish(project_name: str, model_version: int, outcome: dict[str, Any]) -> dict[str, Any]:
     model = get_model(project_name, model_version)
     performance = {k: v for k, v in (outcome.get("Performance") or {}).items() if v is not None}
-    record_status(
+    lifecycle.record(
         model,
-        ModelStatus.TRAINED,
-        "Training completed successfully.",
+        ModelEvent.TRAINING_SUCCEEDED,
         performance=performance or None,
         evaluation_manifest_key=outcome.get("EvaluationManifestKey"),
         evaluation_result_key=outcome.get("EvaluationResultKey"),
@@ -346,50 +342,18 @@ def finish(project_name: str, model_version: int, outcome: dict[str, Any]) -> di
     return {"Status": model.status}
 
 
-def caught_error(error: dict[str, Any] | None) -> tuple[str, str]:
-    """(error type, message) of a Step Functions Catch result ({Error, Cause}); a Lambda's Cause is JSON."""
-    error = error or {}
-    cause = str(error.get("Cause") or "")
-    try:
-        details = json.loads(cause)
-        return str(details.get("errorType") or error.get("Error")), str(details.get("errorMessage") or cause)
-    except (ValueError, AttributeError):
-        return str(error.get("Error") or "Unknown"), cause
-
-
 def failure_message(error: dict[str, Any] | None) -> str:
     """A message a user can act on."""
     if not error:
         return "Training failed for an unknown reason."
-    kind, message = caught_error(error)
-    if kind in ("TrainingError", "ValidationException"):
-        return f"Training failed: {message}"
-    if kind in ("States.Timeout", "Sandbox.Timedout") or "timed out" in str(message).lower():
-        return (
-            "Training failed: the training task ran out of time. Use the GPU training option or fewer images."
-        )
-    return f"Training failed ({kind}): {message}"[:1000]
+    caught = caught_error(error)
+    return lifecycle.training_failure_message(caught.kind, caught.message)
 
 
 def fail(project_name: str, model_version: int, error: dict[str, Any] | None) -> dict[str, Any]:
     model = get_model(project_name, model_version)
-    record_status(model, ModelStatus.TRAINING_FAILED, failure_message(error))
+    lifecycle.record(model, ModelEvent.TRAINING_FAILED, failure_message(error))
     return {"Status": model.status}
-
-
-def record_status(model: ModelItem, status: ModelStatus, message: str, **fields: Any) -> None:
-    # The workflow owns the model while it trains: retry the version check instead of failing.
-    for _attempt in range(5):
-        try:
-            model.status, model.status_message = str(status), message
-            for name, value in fields.items():
-                setattr(model, name, value)
-            model.save()
-            return
-        except Exception:
-            time.sleep(0.2)
-            model = get_model(model.project_name, int(model.model_version))
-    raise RuntimeError(f"could not record {status} on {model.model_arn}")
 
 
 # ------------------------------------------------------------------ the GPU job path
