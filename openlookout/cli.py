@@ -33,6 +33,13 @@ def register_serve(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
         description="Runs the handlers of template.yaml in-process behind one local endpoint that "
         "answers the lookoutvision, s3 and stepfunctions clients. Data lives in --data-dir.",
     )
+    _add_serve_resources(parser)
+    _add_serve_limits(parser)
+    parser.set_defaults(run=run_serve)
+
+
+def _add_serve_resources(parser: argparse.ArgumentParser) -> None:
+    """Where the service listens, what it runs and where it keeps its data."""
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
     parser.add_argument("--port", type=int, default=3000, help="port (0 picks a free one; default 3000)")
     parser.add_argument(
@@ -66,6 +73,10 @@ def register_serve(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
         metavar="NAME=VALUE",
         help="override a template parameter's Default (repeatable)",
     )
+
+
+def _add_serve_limits(parser: argparse.ArgumentParser) -> None:
+    """Who may reach the service, and how it runs and stops."""
     parser.add_argument("--max-executions", type=int, default=8, help="state machine executions run at once")
     parser.add_argument(
         "--allow-remote",
@@ -87,7 +98,6 @@ def register_serve(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
         help="on SIGTERM/SIGINT, how long in-flight requests may take to finish (default 10)",
     )
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
-    parser.set_defaults(run=run_serve)
 
 
 def run_serve(args: argparse.Namespace) -> int:

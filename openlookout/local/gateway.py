@@ -352,6 +352,57 @@ def _is_binary(content_type: str, binary_types: list[str]) -> bool:
     )
 
 
+def _single_and_multi(pairs: Iterable[tuple[str, str]]) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """API Gateway's two views of repeated names: the last value wins, and every value in order."""
+    single: dict[str, str] = {}
+    multi: dict[str, list[str]] = {}
+    for name, value in pairs:
+        single[name] = value
+        multi.setdefault(name, []).append(value)
+    return single, multi
+
+
+def _event_body(body: bytes, content_type: str, binary_types: list[str]) -> tuple[str | None, bool]:
+    """(body, isBase64Encoded): binary media types and bodies that are not UTF-8 travel as base64."""
+    if not body:
+        return None, _is_binary(content_type, binary_types)
+    if not _is_binary(content_type, binary_types):
+        try:
+            return body.decode("utf-8"), False
+        except UnicodeDecodeError:
+            pass
+    return base64.b64encode(body).decode("ascii"), True
+
+
+def _request_context(
+    environ: WsgiEnviron, match: RouteMatch, path: str, stage: str, account_id: str
+) -> dict[str, Any]:
+    request_id = str(uuid.uuid4())
+    now = time.time()
+    return {
+        "resourceId": "local",
+        "resourcePath": match.route.path,
+        "httpMethod": environ["REQUEST_METHOD"],
+        "extendedRequestId": request_id,
+        "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+        "path": f"/{stage}{unquote(path)}" if stage else unquote(path),
+        "accountId": account_id,
+        "protocol": environ.get("SERVER_PROTOCOL", "HTTP/1.1"),
+        "stage": stage,
+        "domainPrefix": "localhost",
+        "requestTimeEpoch": int(now * 1000),
+        "requestId": request_id,
+        "identity": {
+            "sourceIp": environ.get("REMOTE_ADDR", "127.0.0.1"),
+            "userAgent": environ.get("HTTP_USER_AGENT"),
+            "accessKey": _access_key(environ),
+            "accountId": account_id,
+        },
+        "domainName": environ.get("HTTP_HOST", "localhost"),
+        "apiId": "local",
+    }
+
+
 def proxy_event(
     environ: WsgiEnviron,
     match: RouteMatch,
@@ -361,31 +412,11 @@ def proxy_event(
     stage: str,
     account_id: str,
 ) -> dict[str, Any]:
-    headers: dict[str, str] = {}
-    multi_headers: dict[str, list[str]] = {}
-    for name, value in _headers_of(environ):
-        headers[name] = value
-        multi_headers.setdefault(name, []).append(value)
-    query: dict[str, str] = {}
-    multi_query: dict[str, list[str]] = {}
-    for key, value in parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True):
-        query[key] = value  # the last value wins, as API Gateway does
-        multi_query.setdefault(key, []).append(value)
-    content_type = environ.get("CONTENT_TYPE", "")
-    is_binary = _is_binary(content_type, binary_types)
-    text_body: str | None
-    if not body:
-        text_body = None
-    elif is_binary:
-        text_body = base64.b64encode(body).decode("ascii")
-    else:
-        try:
-            text_body = body.decode("utf-8")
-        except UnicodeDecodeError:
-            text_body, is_binary = base64.b64encode(body).decode("ascii"), True
-    request_id = str(uuid.uuid4())
-    now = time.time()
-    source_ip = environ.get("REMOTE_ADDR", "127.0.0.1")
+    """The API Gateway REST proxy-integration event for one request."""
+    headers, multi_headers = _single_and_multi(_headers_of(environ))
+    query_pairs = parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+    query, multi_query = _single_and_multi(query_pairs)
+    text_body, is_binary = _event_body(body, environ.get("CONTENT_TYPE", ""), binary_types)
     return {
         "resource": match.route.path,
         "path": unquote(path),
@@ -396,28 +427,7 @@ def proxy_event(
         "multiValueQueryStringParameters": multi_query or None,
         "pathParameters": match.path_parameters or None,  # as sent: still percent-encoded
         "stageVariables": None,
-        "requestContext": {
-            "resourceId": "local",
-            "resourcePath": match.route.path,
-            "httpMethod": environ["REQUEST_METHOD"],
-            "extendedRequestId": request_id,
-            "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
-            "path": f"/{stage}{unquote(path)}" if stage else unquote(path),
-            "accountId": account_id,
-            "protocol": environ.get("SERVER_PROTOCOL", "HTTP/1.1"),
-            "stage": stage,
-            "domainPrefix": "localhost",
-            "requestTimeEpoch": int(now * 1000),
-            "requestId": request_id,
-            "identity": {
-                "sourceIp": source_ip,
-                "userAgent": environ.get("HTTP_USER_AGENT"),
-                "accessKey": _access_key(environ),
-                "accountId": account_id,
-            },
-            "domainName": environ.get("HTTP_HOST", "localhost"),
-            "apiId": "local",
-        },
+        "requestContext": _request_context(environ, match, path, stage, account_id),
         "body": text_body,
         "isBase64Encoded": is_binary,
     }

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from werkzeug.serving import BaseWSGIServer, make_server
 
@@ -32,6 +32,9 @@ from openlookout.local.backends import (
 from openlookout.local.gateway import Gateway, Router, S3Proxy, StartResponse, StreamingProxy, WsgiEnviron
 from openlookout.local.lambdas import Functions
 from openlookout.local.template import LocalNames, SecretStore, Template
+
+if TYPE_CHECKING:
+    from openlookout.local.stepfunctions import StepFunctions
 
 # Not under "openlookout": Powertools filters records of loggers named like its service.
 log = logging.getLogger("serve")
@@ -169,49 +172,78 @@ class LocalService:
             )
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._lock = DataDirLock(self.data_dir)
-        template_path = find_template(options.template).resolve()
+        template = self._load_template()
+        # Bind first: the port is then known for the environment, and taken early if busy.
+        self.server = make_server(options.host, options.port, self._app_placeholder, threaded=True)
+        port = self.server.server_port
+        self.endpoint = f"http://{options.host}:{port}"
+        backends = self.backends = choose_backends(options.backend, self.data_dir, LOOPBACK, options.region)
+        registry = self._start_backends(backends, template, f"http://{self._internal_host()}:{port}", started)
+        self.states = self._start_state_machines(template, registry)
+        router = Router(template.routes(), template.stage_names())
+        self.in_flight = InFlight(self._gateway(template, registry, router, backends))
+        self.server.app = self.in_flight
+        log.info(
+            "%d routes, %d functions, %d state machines, backend %s, data in %s (%.1f s)",
+            len(router.routes),
+            len(registry.names()),
+            len(template.state_machines()),
+            backends.name,
+            self.data_dir,
+            time.monotonic() - started,
+        )
+        return self.endpoint
+
+    def _load_template(self) -> Template:
+        options = self.options
         names = LocalNames(
             account_id=options.account_id,
             region=options.region,
             secret=SecretStore(self.data_dir / "secrets.json"),
         )
-        template = Template(template_path, names, options.parameter_overrides, options.overlays)
+        template_path = find_template(options.template).resolve()
+        return Template(template_path, names, options.parameter_overrides, options.overlays)
 
-        # Bind first: the port is then known for the environment, and taken early if busy.
-        self.server = make_server(options.host, options.port, self._app_placeholder, threaded=True)
-        port = self.server.server_port
-        self.endpoint = f"http://{options.host}:{port}"
-        internal = f"http://{self._internal_host()}:{port}"
-
-        self.backends = choose_backends(options.backend, self.data_dir, LOOPBACK, options.region)
-        self.backends.launch()
+    def _start_backends(
+        self, backends: Backends, template: Template, internal: str, started: float
+    ) -> Functions:
+        """Launch the storage backends, import every handler meanwhile, then create tables and buckets."""
+        options = self.options
+        backends.launch()
         functions = list(template.functions().values())
         self._set_environment(functions, internal)
         registry = Functions(functions, options.region, options.account_id)
         # Import while the JVM starts: import errors show now, not at the first request.
         registry.load_all()
         log.debug("handlers imported after %.2f s", time.monotonic() - started)
-        self.backends.wait_ready()
+        backends.wait_ready()
         log.debug("backends up after %.2f s", time.monotonic() - started)
-        created = create_tables(self.backends, template.tables(), options.region)
-        created += create_buckets(self.backends, template.buckets(), options.region)
+        created = create_tables(backends, template.tables(), options.region)
+        created += create_buckets(backends, template.buckets(), options.region)
         if created:
             log.info("created %s", ", ".join(created))
+        return registry
 
+    def _start_state_machines(self, template: Template, registry: Functions) -> StepFunctions:
         from openlookout.local.stepfunctions import StepFunctions
 
-        self.states = StepFunctions(
+        states = StepFunctions(
             template.state_machines(),
             registry,
             self.data_dir / "stepfunctions",
-            options.region,
-            options.account_id,
-            max_workers=options.max_executions,
+            self.options.region,
+            self.options.account_id,
+            max_workers=self.options.max_executions,
         )
-        self.states.recover()
-        router = Router(template.routes(), template.stage_names())
-        s3 = S3Proxy(self.backends.s3_url, self.backends.s3_access_key)
-        dynamodb = StreamingProxy(self.backends.dynamodb_url)
+        states.recover()  # executions a previous run left unfinished
+        return states
+
+    def _gateway(
+        self, template: Template, registry: Functions, router: Router, backends: Backends
+    ) -> Gateway:
+        options = self.options
+        s3 = S3Proxy(backends.s3_url, backends.s3_access_key)
+        dynamodb = StreamingProxy(backends.dynamodb_url)
         gateway = Gateway(
             registry, router, template.binary_media_types(), options.account_id, s3, self.states, dynamodb
         )
@@ -220,18 +252,7 @@ class LocalService:
         gateway.console_config = {"region": options.region}
         if "ArtifactsBucket" in template.resources:
             gateway.console_config["artifactsBucket"] = template.ref("ArtifactsBucket")
-        self.in_flight = InFlight(gateway)
-        self.server.app = self.in_flight
-        log.info(
-            "%d routes, %d functions, %d state machines, backend %s, data in %s (%.1f s)",
-            len(router.routes),
-            len(functions),
-            len(template.state_machines()),
-            self.backends.name,
-            self.data_dir,
-            time.monotonic() - started,
-        )
-        return self.endpoint
+        return gateway
 
     @staticmethod
     def _app_placeholder(environ: WsgiEnviron, start_response: StartResponse) -> Iterable[bytes]:
