@@ -8,17 +8,8 @@ from typing import Any
 
 import pytest
 
-from openlookout.local.asl import (
-    LAMBDA_INVOKE,
-    ExecutionStopped,
-    Interpreter,
-    StatesError,
-    apply_template,
-    choice_matches,
-    evaluate_expression,
-    get_path,
-    set_path,
-)
+from openlookout.local.asl import LAMBDA_INVOKE, ExecutionStopped, Interpreter, StatesError
+from openlookout.local.asl_data import apply_template, choice_matches, evaluate_expression, get_path, set_path
 
 CONTEXT = {"Execution": {"Id": "arn:exec", "Name": "e1"}}
 
