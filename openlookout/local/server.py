@@ -29,9 +29,12 @@ from openlookout.local.backends import (
     create_buckets,
     create_tables,
 )
-from openlookout.local.gateway import Gateway, Router, S3Proxy, StartResponse, StreamingProxy, WsgiEnviron
+from openlookout.local.gateway import Gateway
 from openlookout.local.lambdas import Functions
+from openlookout.local.proxies import S3Proxy, StreamingProxy
+from openlookout.local.rest_events import Router
 from openlookout.local.template import LocalNames, SecretStore, Template
+from openlookout.local.wsgi import StartResponse, WsgiEnviron
 
 if TYPE_CHECKING:
     from openlookout.local.stepfunctions import StepFunctions

@@ -6,8 +6,9 @@ import base64
 import io
 from typing import Any
 
-from openlookout.local.gateway import Router, proxy_event, proxy_response, signed_service
+from openlookout.local.rest_events import Router, proxy_event, proxy_response
 from openlookout.local.template import Route
+from openlookout.local.wsgi import signed_service
 
 ROUTES = [
     Route("GET", "/2020-11-20/projects/{projectName}", "Describe"),
