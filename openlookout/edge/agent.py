@@ -7,7 +7,6 @@ graph as the cloud's DetectAnomalies. Needs grpcio, protobuf, onnxruntime, numpy
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
@@ -22,7 +21,6 @@ from typing import Any
 
 import grpc
 import numpy as np
-from PIL import Image
 
 from openlookout.edge import edge_agent_pb2 as pb
 from openlookout.edge import edge_agent_pb2_grpc as pb_grpc
@@ -127,50 +125,46 @@ def bitmap_pixels(bitmap: Any) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8).reshape(height, width, 3)
 
 
-def _mask_bitmap(result: DetectionResult, params: Any) -> Any:
+def _write_mask(result: DetectionResult, params: Any, bitmap: Any) -> None:
     """The anomaly mask as an RGB888 bitmap, in the message or in the caller's shared memory."""
-    rgb = np.asarray(Image.open(io.BytesIO(result.anomaly_mask_png)).convert("RGB"))
-    height, width = rgb.shape[:2]
+    rgb = result.mask_rgb888()  # coloured straight from the class ids: no PNG is encoded or decoded
+    bitmap.width, bitmap.height = result.width, result.height
     if params is None or not params.HasField("shared_memory_handle"):
-        return pb.Bitmap(width=width, height=height, byte_data=rgb.tobytes())
+        bitmap.byte_data = rgb
+        return
     handle = params.shared_memory_handle
-    if handle.size < rgb.nbytes:
+    if handle.size < len(rgb):
         raise AgentError(
             grpc.StatusCode.INVALID_ARGUMENT,
-            f"The mask's shared memory has {handle.size} bytes; the mask needs {rgb.nbytes}.",
+            f"The mask's shared memory has {handle.size} bytes; the mask needs {len(rgb)}.",
         )
     try:
         with open(SHM_ROOT / handle.name.lstrip("/"), "r+b") as segment:
             segment.seek(handle.offset)
-            segment.write(rgb.tobytes())
+            segment.write(rgb)
     except OSError as error:
         raise AgentError(
             grpc.StatusCode.INVALID_ARGUMENT, f"The shared memory {handle.name} cannot be written: {error}"
         ) from None
-    written = pb.SharedMemoryHandle(name=handle.name, size=rgb.nbytes, offset=handle.offset)
-    return pb.Bitmap(width=width, height=height, shared_memory_handle=written)
+    written = bitmap.shared_memory_handle
+    written.name, written.size, written.offset = handle.name, len(rgb), handle.offset
 
 
-def to_message(result: DetectionResult, detector: Detector, mask_params: Any) -> Any:
+def to_response(result: DetectionResult, detector: Detector, mask_params: Any) -> Any:
+    """The DetectAnomaliesResponse, filled in place: protobuf copies a message passed to a constructor,
+    and a copy of the mask in the message costs as much as colouring it."""
+    response = pb.DetectAnomaliesResponse()
+    out = response.detect_anomaly_result
+    out.is_anomalous, out.confidence = result.is_anomalous, result.confidence
+    out.anomaly_score = result.anomaly_score
     calibration = detector.calibration
-    anomalies = [
-        pb.Anomaly(
-            name=entry["Name"],
-            pixel_anomaly=pb.PixelAnomaly(
-                total_percentage_area=entry["PixelAnomaly"]["TotalPercentageArea"],
-                hex_color=entry["PixelAnomaly"]["Color"],
-            ),
-        )
-        for entry in result.anomalies
-    ]
-    return pb.DetectAnomalyResult(
-        is_anomalous=result.is_anomalous,
-        confidence=result.confidence,
-        anomaly_mask=_mask_bitmap(result, mask_params),
-        anomalies=anomalies,
-        anomaly_score=result.anomaly_score,
-        anomaly_threshold=float(calibration.probability(calibration.threshold)),
-    )
+    out.anomaly_threshold = float(calibration.probability(calibration.threshold))
+    for entry in result.anomalies:
+        anomaly = out.anomalies.add(name=entry["Name"])
+        anomaly.pixel_anomaly.total_percentage_area = entry["PixelAnomaly"]["TotalPercentageArea"]
+        anomaly.pixel_anomaly.hex_color = entry["PixelAnomaly"]["Color"]
+    _write_mask(result, mask_params, out.anomaly_mask)
+    return response
 
 
 class EdgeAgentService(pb_grpc.EdgeAgentServicer):
@@ -194,13 +188,7 @@ class EdgeAgentService(pb_grpc.EdgeAgentServicer):
     def _load(self, model: EdgeModel) -> None:
         """STARTING -> RUNNING, or FAILED with the reason (runs on its own thread)."""
         try:
-            detector = Detector.load(model.directory, threads=self.threads)
-            if self.providers != ["CPUExecutionProvider"]:
-                import onnxruntime as ort
-
-                # Detector builds a CPU session; the package's target (e.g. CUDA) swaps in its own.
-                onnx_path = model.directory / detector.manifest.model_file
-                detector.session = ort.InferenceSession(str(onnx_path), providers=self.providers)
+            detector = Detector.load(model.directory, threads=self.threads, providers=self.providers)
             with model.lock:
                 model.detector, model.status, model.message = detector, pb.RUNNING, "The model is running."
         except Exception as error:  # any load failure is the model's state, not the agent's
@@ -246,7 +234,7 @@ class EdgeAgentService(pb_grpc.EdgeAgentServicer):
         detect_ms = (time.perf_counter() - started) * 1000
         context.set_trailing_metadata(((DETECT_MS_METADATA, f"{detect_ms:.3f}"),))
         mask_params = request.anomaly_mask_params if request.HasField("anomaly_mask_params") else None
-        return pb.DetectAnomaliesResponse(detect_anomaly_result=to_message(result, detector, mask_params))
+        return to_response(result, detector, mask_params)
 
     def StartModel(self, request: Any, context: grpc.ServicerContext) -> Any:
         return _answer(context, lambda: pb.StartModelResponse(status=self.start(request.model_component)))

@@ -24,6 +24,7 @@ AGENT_MODULES = (
     "__init__.py",
     "ml/__init__.py",
     "ml/config.py",
+    "ml/image_header.py",
     "ml/images.py",
     "ml/calibration.py",
     "ml/metrics.py",

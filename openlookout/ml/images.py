@@ -8,16 +8,14 @@ import os
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from .image_header import InvalidImageError, read_header
+
 ImageInput = str | os.PathLike[str] | bytes | bytearray | memoryview | Image.Image | np.ndarray
 # The graph's input size: a side for a square, or (width, height).
 Size = int | tuple[int, int]
 
 # Guard against decompression bombs while still accepting L4V's largest images (4096 x 4096 edge).
 MAX_PIXELS = 4096 * 4096 * 2
-
-
-class InvalidImageError(ValueError):
-    """The bytes are not a decodable PNG/JPEG image (maps to L4V's ValidationException)."""
 
 
 # How an image becomes the graph's input. Each model's manifest records its rule (input.preprocessing),
@@ -42,12 +40,8 @@ def image_size(src: ImageInput) -> tuple[int, int]:
         return src.size
     if isinstance(src, np.ndarray):
         return int(src.shape[1]), int(src.shape[0])
-    fp = io.BytesIO(bytes(src)) if isinstance(src, (bytes, bytearray, memoryview)) else src
-    try:
-        with Image.open(fp) as img:
-            return img.size
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise InvalidImageError(f"cannot decode image: {e}") from e
+    header = read_header(src)
+    return header.width, header.height
 
 
 def _decode(src: ImageInput, draft_size: Size | None = None) -> tuple[Image.Image, tuple[int, int]]:

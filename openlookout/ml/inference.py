@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,8 @@ import numpy as np
 import onnxruntime as ort
 
 from .images import ImageInput, InvalidImageError, model_input
-from .manifest import Manifest
-from .masks import class_index_image, render, resize_map
+from .manifest import AnomalyClass, Manifest
+from .masks import anomaly_list, class_index_image, mask_png, mask_rgb888, resize_map
 
 __all__ = ["DetectionResult", "Detector", "InvalidImageError"]
 
@@ -24,15 +25,30 @@ class DetectionResult:
     confidence: float
     anomaly_score: float  # calibrated anomaly probability, monotone in raw_score
     raw_score: float
-    anomaly_mask_png: bytes
     anomalies: list[dict[str, Any]]
     width: int
     height: int
+    # Per-pixel class id (0 = background) at the image's size: the mask before it is coloured. The PNG
+    # (the API's AnomalyMask) and the RGB888 bitmap (the edge agent's) are both made from it on demand.
+    class_image: np.ndarray = field(repr=False)
+    classes: list[AnomalyClass] = field(repr=False)
     # The graph's map (float32, H/4 x W/4); `anomaly_map` is it at the image's size, made on first use:
     # a normal verdict paints no pixels, and the full-size map of a 2048 px photo is 16 MB to fill.
     graph_map: np.ndarray = field(repr=False)
     timings_ms: dict[str, float] = field(default_factory=dict)
     _full_map: np.ndarray | None = field(default=None, repr=False)
+    _mask_png: bytes | None = field(default=None, repr=False)
+
+    @property
+    def anomaly_mask_png(self) -> bytes:
+        """The mask as L4V's RGB PNG (white background, each class in its colour), encoded on first use."""
+        if self._mask_png is None:
+            self._mask_png = mask_png(self.class_image, self.classes)
+        return self._mask_png
+
+    def mask_rgb888(self) -> bytes:
+        """The mask's pixels as RGB888 bytes (width x height x 3): what anomaly_mask_png decodes to."""
+        return mask_rgb888(self.class_image, self.classes)
 
     @property
     def anomaly_map(self) -> np.ndarray:
@@ -54,15 +70,26 @@ class DetectionResult:
         return out
 
 
+CPU = ("CPUExecutionProvider",)
+
+
 class Detector:
-    def __init__(self, onnx_path: str | Path, manifest: Manifest, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        onnx_path: str | Path,
+        manifest: Manifest,
+        threads: int | None = None,
+        providers: Sequence[str] = CPU,
+    ) -> None:
+        """providers: onnxruntime's execution providers in order of preference (a package for an NVIDIA
+        target passes ("CUDAExecutionProvider", "CPUExecutionProvider"))."""
         self.manifest = manifest
         so = ort.SessionOptions()
         if threads:
             so.intra_op_num_threads = threads
             so.inter_op_num_threads = 1
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(str(onnx_path), so, providers=list(providers))
         self.output_names = [o.name for o in self.session.get_outputs()]
         height, width = manifest.shape
         self.input_wh = (width, height)
@@ -72,7 +99,10 @@ class Detector:
 
     @classmethod
     def load(
-        cls, location: str | Path | tuple[str | Path, str | Path], threads: int | None = None
+        cls,
+        location: str | Path | tuple[str | Path, str | Path],
+        threads: int | None = None,
+        providers: Sequence[str] = CPU,
     ) -> Detector:
         """From a directory holding model.onnx + model.json, or an (onnx, manifest) pair of paths."""
         if isinstance(location, tuple):
@@ -81,7 +111,7 @@ class Detector:
             d = Path(location)
             manifest_path = d / "model.json"
             onnx_path = d / Manifest.read(manifest_path).model_file
-        return cls(onnx_path, Manifest.read(manifest_path), threads=threads)
+        return cls(onnx_path, Manifest.read(manifest_path), threads=threads, providers=providers)
 
     def pixels(self, image: ImageInput) -> np.ndarray:
         """(1, 3, H, W) graph input for one image, preprocessed by the model's own rule."""
@@ -112,17 +142,18 @@ class Detector:
         else:
             # A normal verdict gets an all-background mask so classification and segmentation agree.
             class_img = np.zeros((h, w), dtype=np.uint8)
-        png, anomalies = render(class_img, self.classes)
+        anomalies = anomaly_list(class_img, self.classes)
         t3 = time.perf_counter()
         return DetectionResult(
             is_anomalous=bool(anomalous),
             confidence=float(confidence),
             anomaly_score=float(prob),
             raw_score=raw,
-            anomaly_mask_png=png,
             anomalies=anomalies,
             width=w,
             height=h,
+            class_image=class_img,
+            classes=self.classes,
             graph_map=graph_map,
             _full_map=amap,
             timings_ms={

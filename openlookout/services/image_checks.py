@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import io
-import warnings
 from dataclasses import dataclass
 
-from PIL import Image, JpegImagePlugin, PngImagePlugin, UnidentifiedImageError
+from openlookout.ml.image_header import InvalidImageError, read_header
 
 MIN_SIDE = 64
 MAX_SIDE = 4096
@@ -29,23 +27,6 @@ class ImageInfo:
     height: int
 
 
-_PLUGINS = {b"\x89PNG\r\n\x1a\n": PngImagePlugin.PngImageFile, b"\xff\xd8\xff": JpegImagePlugin.JpegImageFile}
-
-
-def _read_header(data: bytes) -> tuple[str | None, int, int]:
-    """(format, width, height) from the header only: the pixels are never decoded."""
-    for signature, plugin in _PLUGINS.items():
-        if data.startswith(signature):
-            # The plugin itself, not Image.open: Image.open refuses a decompression bomb before we
-            # can say how large it claims to be; the size rule below refuses it anyway.
-            with plugin(io.BytesIO(data)) as image:
-                return image.format, image.width, image.height
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        with Image.open(io.BytesIO(data)) as image:
-            return image.format, image.width, image.height
-
-
 def inspect_header(data: bytes, total_size: int, formats: tuple[str, ...] = IMAGE_FORMATS) -> ImageInfo:
     """Format and size from the first bytes; raises ImageRuleError or NeedMoreBytes."""
     if total_size == 0:
@@ -53,8 +34,8 @@ def inspect_header(data: bytes, total_size: int, formats: tuple[str, ...] = IMAG
     if total_size > MAX_IMAGE_BYTES:
         raise ImageRuleError(f"is {total_size} bytes; the maximum is 8 MB ({MAX_IMAGE_BYTES} bytes)")
     try:
-        kind, width, height = _read_header(data)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        kind, width, height = read_header(data)
+    except InvalidImageError:
         if len(data) < total_size:
             raise NeedMoreBytes() from None
         raise ImageRuleError(f"is not a {' or '.join(formats)} image") from None

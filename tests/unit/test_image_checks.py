@@ -168,3 +168,31 @@ def test_real_encoded_images_get_their_true_size_or_a_size_refusal(
         assert _refusal(data) == (
             f"is {width}x{height} pixels; images must be from 64x64 to 4096x4096 pixels"
         )
+
+
+def test_the_engine_reads_the_same_header_without_decoding(tmp_path):
+    # ml.images.image_size (training's aspect ratio) and the API's rules share one header reader.
+    from openlookout.ml.images import InvalidImageError, image_size
+
+    bomb = bomb_png(4000, 3000)
+    (tmp_path / "bomb.png").write_bytes(bomb)
+    assert image_size(bomb) == image_size(tmp_path / "bomb.png") == (4000, 3000)
+    assert image_size(_encode(Image.new("RGB", (128, 64)), "JPEG")) == (128, 64)
+    with pytest.raises(InvalidImageError, match="cannot decode image"):
+        image_size(b"hello world")
+    with pytest.raises(InvalidImageError, match="cannot decode image"):
+        image_size(tmp_path / "missing.png")
+
+
+def test_the_image_rules_import_neither_numpy_nor_the_engine():
+    # The dataset import functions check every image from its header; they must stay light.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import openlookout.services.image_checks; "
+        "print(sorted(m for m in ('numpy', 'openlookout.ml.images') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

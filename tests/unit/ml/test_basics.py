@@ -20,7 +20,7 @@ from openlookout.ml.images import (
     to_model_input,
 )
 from openlookout.ml.manifest import AnomalyClass, Manifest
-from openlookout.ml.masks import class_index_image, label_components, render
+from openlookout.ml.masks import class_index_image, label_components, mask_png, mask_rgb888, render
 from openlookout.ml.metrics import auroc, average_precision, precision_recall_f1
 
 from .conftest import jpeg_bytes, png_bytes, texture
@@ -194,6 +194,19 @@ def test_render_follows_l4v_conventions(dtype):
     assert img.format == "PNG" and img.mode == "RGB" and img.size == (20, 10)
     assert img.getpixel((19, 9)) == (255, 255, 255) and img.getpixel((0, 0)) == (0x1F, 0x77, 0xB4)
     assert (np.asarray(img)[0:2, 0:5] == (0x1F, 0x77, 0xB4)).all() and (np.asarray(img)[2:] == 255).all()
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int32])
+@pytest.mark.parametrize("anomalous", [True, False])
+def test_the_rgb888_mask_is_the_png_decoded(dtype, anomalous):
+    # The edge agent sends mask_rgb888 where the API sends the PNG: the pixels must be the same.
+    classes = [AnomalyClass(1, "scratch", "#2CA02C"), AnomalyClass(2, "dent", "#1F77B4")]
+    ci = np.zeros((10, 20), dtype)
+    if anomalous:
+        ci[0:2, 0:5], ci[5:9, 10:12] = 2, 1
+    rgb = mask_rgb888(ci, classes)
+    assert rgb == Image.open(io.BytesIO(mask_png(ci, classes))).convert("RGB").tobytes()
+    assert len(rgb) == 10 * 20 * 3 and (rgb[:3] == bytes((0x1F, 0x77, 0xB4))) == anomalous
 
 
 def test_render_of_a_normal_image_is_all_background():
