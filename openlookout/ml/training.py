@@ -399,11 +399,12 @@ def _calibrate(
     }
     calib = calibrate(normal_scores, anom_scores if labelled else None, **rule)
     # The same rule on the anomaly map's own image score (it differs from the score when detail taps
-    # feed the map) gives the map-unit equivalent of the image threshold.
+    # feed the map) gives the map-unit equivalent of the image threshold. With labels it is the labels'
+    # best cut: that caps the pixel threshold, and the normal rule's lower cut would widen every mask.
     map_threshold = calibrate(
         graph.image_score(torch.from_numpy(normal_maps)).numpy(),
         graph.image_score(torch.from_numpy(anom_maps)).numpy() if labelled else None,
-        **rule,
+        **{**rule, "label_min_gain": 0.0},
     ).threshold
     pixel_thr = _pixel_threshold(normal_maps, anom_maps, masks)
     # A region is only painted if the image is anomalous, so a higher pixel cut-off adds nothing.
