@@ -224,6 +224,12 @@ def verify_sigv4(request: SentRequest, secret_key: str) -> tuple[str, str]:
     return key_id, service
 
 
+def wait_count(page: Any, selector: str, n: int) -> None:
+    """Waits until exactly n elements match: the grid re-renders after the API answers, not at once."""
+    page.wait_for_function("([s, n]) => document.querySelectorAll(s).length === n", arg=[selector, n])
+    assert page.locator(selector).count() == n
+
+
 def upload(page: Any, files: list[Path], label: str) -> None:
     page.select_option("#upload-label", label)
     page.set_input_files("#upload", [str(f) for f in files])
@@ -247,7 +253,7 @@ def test_console_from_photos_to_trial_detection(
     page.goto(f"{server.endpoint_url}/console/#/")
     page.fill("input[name=project-name]", project)
     page.click("text=Create project")
-    assert "ConflictException" in page.locator("#error").inner_text()
+    page.wait_for_selector("#error:has-text('ConflictException')")
     shot(page, "projects")
 
     # 2. the train dataset: 12 normal photos
@@ -255,7 +261,7 @@ def test_console_from_photos_to_trial_detection(
     page.click("#create-train")
     upload(page, sorted((images / "train" / "good").glob("*.jpg")), "normal")
     assert stats(lv, project, "train") == {"Total": 12, "Labeled": 12, "Normal": 12, "Anomaly": 0}
-    assert page.locator("#grid figure[data-label=normal]").count() == 12
+    wait_count(page, "#grid figure[data-label=normal]", 12)
 
     # 3. the test dataset: normal photos labeled at upload, two defects unlabeled, then labeled here
     page.click("#tab-test")
@@ -319,7 +325,7 @@ def test_console_from_photos_to_trial_detection(
     judged = read_s3(s3, model["EvaluationManifest"]).splitlines()
     page.wait_for_selector(f"[data-metric=tested]:has-text('{len(judged)}')")
     assert page.locator("[data-metric=rocauc]").inner_text() == f"{result['ROCAUC']:.3f}"
-    assert page.locator("#evaluation-images figure").count() == len(judged)
+    wait_count(page, "#evaluation-images figure", len(judged))
     page.wait_for_function("[...document.images].every(i => i.complete && i.naturalWidth > 0)")
     shot(page, "evaluation")
 
