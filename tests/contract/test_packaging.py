@@ -222,17 +222,16 @@ def agent(package: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[t
     ]
     log = open(work / "agent.log", "wb")  # noqa: SIM115 - the child keeps it
     process = subprocess.Popen(command, cwd=work, env=environment, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + AGENT_START_S
-    while not socket_path.exists():
-        assert process.poll() is None, (work / "agent.log").read_text()
-        assert time.monotonic() < deadline, "the edge agent did not start"
-        time.sleep(0.2)
-    pb, pb_grpc = _generated_client(work / "client")
-    channel = grpc.insecure_channel(f"unix://{socket_path}")
-    try:
-        yield pb_grpc.EdgeAgentStub(channel), pb, process
+    try:  # the agent is stopped however the setup below ends
+        deadline = time.monotonic() + AGENT_START_S
+        while not socket_path.exists():
+            assert process.poll() is None, (work / "agent.log").read_text()
+            assert time.monotonic() < deadline, "the edge agent did not start"
+            time.sleep(0.2)
+        pb, pb_grpc = _generated_client(work / "client")
+        with grpc.insecure_channel(f"unix://{socket_path}") as channel:
+            yield pb_grpc.EdgeAgentStub(channel), pb, process
     finally:
-        channel.close()
         process.terminate()
         process.wait(timeout=20)
         log.close()
