@@ -19,6 +19,10 @@ import pytest
 
 from openlookout.local.template import LocalNames, Template
 from tests.template_support import ROOT, TEMPLATE
+from tests.unit.test_requirements import load_script
+
+# The requirement files' writer: one rule for normalising distribution names.
+_REQUIREMENTS = load_script()
 
 # What the python3.12 Lambda runtime brings itself.
 RUNTIME = {"boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "urllib3", "six"}
@@ -29,7 +33,7 @@ def _dist_name(requirement: str) -> tuple[str, set[str]]:
     match = re.match(r"\s*([A-Za-z0-9_.-]+)\s*(?:\[([^\]]*)\])?", requirement)
     assert match, requirement
     extras = {e.strip() for e in (match.group(2) or "").split(",") if e.strip()}
-    return re.sub(r"[-_.]+", "-", match.group(1)).lower(), extras
+    return _REQUIREMENTS.canonical(match.group(1)), extras
 
 
 @cache
