@@ -59,7 +59,7 @@ class PatchFeatures(nn.Module):
             mu = x.mean(dim=(1, 2, 3), keepdim=True)
             sd = x.std(dim=(1, 2, 3), keepdim=True).clamp_min(1.0)
             x = (x - mu) / sd * 48.0 + 127.0
-        return list(self.backbone(x))
+        return self.backbone(x)
 
     def raw(self, x: torch.Tensor) -> torch.Tensor:
         """Aggregated, concatenated tap features before scaling/projection."""
