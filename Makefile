@@ -152,9 +152,13 @@ reliability: install
 	$(PY) bench/reliability.py --json build/reliability.json
 
 # The edge agent's overhead: DetectAnomalies p50 over its Unix socket vs the graph alone, 512 px bitmaps.
-.PHONY: bench-edge
+.PHONY: bench-edge bench-devices
 bench-edge: $(VENV)/.installed
 	$(PY) bench/edge_agent.py --data $(DATA)
+
+# On a CUDA machine: train DATA on the GPU and on the CPU and compare the two models.
+bench-devices: $(VENV)/.installed
+	$(PY) bench/devices.py --data $(DATA) --protocol unsupervised --protocol fewshot-mask
 
 clean:
 	rm -rf .aws-sam .mypy_cache .ruff_cache .pytest_cache build

@@ -7,6 +7,7 @@ patches used to name anomalous regions.
 
 from __future__ import annotations
 
+import copy
 import math
 import random
 import re
@@ -121,14 +122,16 @@ class _RawModule(torch.nn.Module):
 def _backbone_runner(
     feat: PatchFeatures, shape: tuple[int, int], device: torch.device
 ) -> Callable[[np.ndarray], torch.Tensor]:
-    """A function from a (N, 3, H, W) pixel batch to raw tap features. On a CPU onnxruntime runs the same
-    backbone several times faster than eager torch (depthwise convolutions), so it is exported first
-    (~0.5 s)."""
+    """A function from a (N, 3, H, W) pixel batch to raw tap features. On a GPU a copy of the backbone
+    runs there (the rest of `feat` stays on the CPU). On a CPU onnxruntime runs the same backbone several
+    times faster than eager torch (depthwise convolutions), so it is exported first (~0.5 s)."""
     if device.type != "cpu":
+        on_device = copy.deepcopy(_RawModule(feat)).to(device).eval()
 
         def run_torch(x: np.ndarray) -> torch.Tensor:
-            with torch.no_grad():
-                return feat.raw(torch.from_numpy(x).to(device)).cpu()
+            # Full float32 convolutions (cuDNN would use TF32), as the CPU and the served graph compute.
+            with torch.no_grad(), torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
+                return on_device(torch.from_numpy(x).to(device)).cpu()
 
         return run_torch
     import io
@@ -176,14 +179,12 @@ def _raw_features(
 
 
 @torch.no_grad()
-def _score_raw(
-    graph: AnomalyGraph, raw: torch.Tensor, device: torch.device, bs: int = 8
-) -> tuple[np.ndarray, np.ndarray]:
+def _score_raw(graph: AnomalyGraph, raw: torch.Tensor, bs: int = 8) -> tuple[np.ndarray, np.ndarray]:
     scores, maps = [], []
     for s in _batches(len(raw), bs):
-        out = graph.head(raw[s].to(device))
-        scores.append(out[0].cpu().numpy())
-        maps.append(out[1][:, 0].cpu().numpy())
+        out = graph.head(raw[s])
+        scores.append(out[0].numpy())
+        maps.append(out[1][:, 0].numpy())
     if not scores:
         return np.zeros(0, np.float32), np.zeros((0, *graph.map_shape), np.float32)
     return np.concatenate(scores), np.concatenate(maps)
@@ -193,24 +194,24 @@ def _score(
     graph: AnomalyGraph, images: Sequence[ImageInput], cfg: EngineConfig, device: torch.device
 ) -> tuple[np.ndarray, np.ndarray]:
     raw = _raw_features(graph.features, images, cfg, device, lambda _m: None)
-    return _score_raw(graph, raw, device)
+    return _score_raw(graph, raw)
 
 
 @torch.no_grad()
 def _fit_bank(
     feat: PatchFeatures, raw: torch.Tensor, cfg: EngineConfig, device: torch.device
 ) -> torch.Tensor:
-    """Project the normal patches and pick the coreset memory bank."""
-    q = _project_all(feat, raw, device)
+    """Project the normal patches and pick the coreset memory bank (the search on `device`)."""
+    q = _project_all(feat, raw)
     m = min(cfg.bank_size, max(1, math.ceil(cfg.coreset_ratio * q.shape[0])))
-    idx = greedy_coreset(q, m, proj_dim=cfg.coreset_projection, seed=cfg.seed)
-    return q[idx].contiguous()
+    idx = greedy_coreset(q.to(device), m, proj_dim=cfg.coreset_projection, seed=cfg.seed)
+    return q[idx.cpu()].contiguous()
 
 
 @torch.no_grad()
-def _project_all(feat: PatchFeatures, raw: torch.Tensor, device: torch.device) -> torch.Tensor:
+def _project_all(feat: PatchFeatures, raw: torch.Tensor) -> torch.Tensor:
     """(N, C, h, w) raw features -> (N * h * w, D) projected patch vectors."""
-    return torch.cat([feat.project(raw[s].to(device)).reshape(-1, feat.dim) for s in _batches(len(raw), 32)])
+    return torch.cat([feat.project(raw[s]).reshape(-1, feat.dim) for s in _batches(len(raw), 32)])
 
 
 def _fit_projection(feat: PatchFeatures, raw: torch.Tensor, cfg: EngineConfig) -> None:
@@ -288,28 +289,28 @@ def train(
     torch.manual_seed(cfg.seed)
     device = _device(cfg)
     anoms = [_as_anomaly(a) for a in anomalies]
-    feat = PatchFeatures(cfg).to(device).eval()
+    # Only the backbone and the coreset search run on a GPU: the rest is small and stays on the CPU.
+    feat = PatchFeatures(cfg).eval()
     backbone = _backbone_runner(feat, cfg.shape, device)  # built once for normals and anomalies
     raw = _raw_features(feat, normal_images, cfg, device, log, run=backbone)
     hold_idx, bank_idx = _split_holdout(len(raw), cfg, len(anoms))
     log("Building memory bank")
     _fit_projection(feat, raw[bank_idx], cfg)
-    graph = AnomalyGraph(feat, _fit_bank(feat, raw[bank_idx], cfg, device), cfg).to(device).eval()
+    graph = AnomalyGraph(feat, _fit_bank(feat, raw[bank_idx], cfg, device), cfg).eval()
     stage = "Extracting features of labelled anomalies"
     anom_raw = _raw_features(feat, [a.image for a in anoms], cfg, device, log, stage, backbone)
     map_wh = (graph.map_shape[1], graph.map_shape[0])
     masks = [load_mask(a.mask, map_wh, keep_thin=True) if a.mask is not None else None for a in anoms]
     head = _learn_from_labels(graph, raw, hold_idx, bank_idx, anom_raw, masks, cfg, log)
     log("Calibrating the threshold")
-    calib, normal_scores, anom_scores = _calibrate(graph, head, raw[hold_idx], anom_raw, masks, cfg, device)
+    calib, normal_scores, anom_scores = _calibrate(graph, head, raw[hold_idx], anom_raw, masks, cfg)
     classes = _classes(anoms)
     if cfg.refit_on_all and hold_idx:
         log("Building memory bank from all normal images")
         # Keep the fitted scale/projection so the calibrated threshold stays valid.
-        graph.set_bank(_fit_bank(feat, raw, cfg, device).to(device))
+        graph.set_bank(_fit_bank(feat, raw, cfg, device))
     if len(classes) > 1:
         _fit_class_bank(graph, anoms, anom_raw, masks, classes, cfg)
-    graph = graph.cpu().eval()
     info = {
         "normal_images": len(raw),
         "bank_images": len(raw) if cfg.refit_on_all else len(bank_idx),
@@ -380,7 +381,6 @@ def _calibrate(
     anom_raw: torch.Tensor,
     masks: list[np.ndarray | None],
     cfg: EngineConfig,
-    device: torch.device,
 ) -> tuple[Calibration, np.ndarray, np.ndarray]:
     """Image and pixel thresholds from scores the model did not learn from: held-out normals, and the
     labelled anomalies' out-of-fold scores when the head was fitted on them."""
@@ -388,8 +388,8 @@ def _calibrate(
         normal_scores, normal_maps = head.normal_scores, head.normal_maps
         anom_scores, anom_maps = head.anomaly_scores, head.anomaly_maps
     else:
-        normal_scores, normal_maps = _score_raw(graph, hold_raw, device)
-        anom_scores, anom_maps = _score_raw(graph, anom_raw, device)
+        normal_scores, normal_maps = _score_raw(graph, hold_raw)
+        anom_scores, anom_maps = _score_raw(graph, anom_raw)
     labelled = len(masks) > 0
     rule = {
         "k_sigma": cfg.normal_k_sigma,

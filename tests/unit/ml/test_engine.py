@@ -356,3 +356,31 @@ def test_a_consistent_defect_is_learnt_and_scored_higher(small_config, normals, 
     sup.export(tmp_path)  # the head is part of the one ONNX graph
     onnx_scores = [Detector.load(tmp_path).detect(png_bytes(t)).raw_score for t in tests]
     np.testing.assert_allclose(onnx_scores, torch_scores, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (the GPU training option)")
+def test_training_on_cuda_gives_the_cpu_model(small_config, normals, labeled):
+    """The GPU option runs the backbone and the coreset search on CUDA and the rest on the CPU."""
+    from dataclasses import replace
+
+    from openlookout.ml.graph import PatchFeatures
+    from openlookout.ml.training import _backbone_runner, train
+
+    feat = PatchFeatures(small_config).eval()
+    x = np.stack([to_model_input(open_image(i), 128) for i in normals[:4]])
+    on_cpu = _backbone_runner(feat, (128, 128), torch.device("cpu"))(x)
+    on_gpu = _backbone_runner(feat, (128, 128), torch.device("cuda"))(x)
+    np.testing.assert_allclose(on_gpu.numpy(), on_cpu.numpy(), rtol=1e-3, atol=1e-4)  # float32, no TF32
+
+    cpu = train(normals, anomalies=labeled, config=replace(small_config, device="cpu"))
+    gpu = train(normals, anomalies=labeled, config=replace(small_config, device="cuda"))
+    assert gpu.info["device"].startswith("cuda") and cpu.info["device"] == "cpu"
+    assert gpu.graph.bank_t.device.type == "cpu" and gpu.info["bank_size"] == cpu.info["bank_size"]
+    # A 512-patch bank of 24 tiny images: near-tied coreset picks move normal scores by a few percent.
+    probe = [texture(400 + i) for i in range(3)] + [
+        with_defect(texture(410 + i), "spot", i)[0] for i in range(3)
+    ]
+    gpu_scores = gpu.score(probe)[0]
+    np.testing.assert_allclose(gpu_scores, cpu.score(probe)[0], rtol=0.05)
+    assert gpu.calibration.threshold == pytest.approx(cpu.calibration.threshold, rel=0.05)
+    assert (gpu_scores[3:] >= gpu.calibration.threshold).all()
