@@ -384,3 +384,14 @@ def test_training_on_cuda_gives_the_cpu_model(small_config, normals, labeled):
     np.testing.assert_allclose(gpu_scores, cpu.score(probe)[0], rtol=0.05)
     assert gpu.calibration.threshold == pytest.approx(cpu.calibration.threshold, rel=0.05)
     assert (gpu_scores[3:] >= gpu.calibration.threshold).all()
+
+
+def test_the_head_weight_is_the_best_cross_validated_and_the_smallest_on_a_tie():
+    from openlookout.ml.supervised import _pick
+
+    # (cross-validated AUROC, share of pairs clearly apart) per weight; 0 is the unsupervised model.
+    tied = {0.0: (0.95, 0.5), 0.25: (0.97, 0.6), 1.0: (0.97, 0.9), 4.0: (0.94, 0.95)}
+    assert _pick(tied, min_gain=0.01, min_auroc=0.7) == 0.25  # clearly-apart pairs do not break ties
+    assert _pick({**tied, 1.0: (0.975, 0.9)}, min_gain=0.01, min_auroc=0.7) == 1.0
+    assert _pick(tied, min_gain=0.03, min_auroc=0.7) == 0.0  # no weight gains enough
+    assert _pick({0.0: (0.5, 0.0), 1.0: (0.65, 0.2)}, min_gain=0.01, min_auroc=0.7) == 0.0
