@@ -197,7 +197,8 @@ def _pick(cv: dict[float, tuple[float, ...]], min_gain: float, min_auroc: float)
     0.25 and 1 tied in cross-validation, the tie-break by pairs clearly apart took 1, and the test
     AUROC fell from 0.89 to 0.81 where 0.25 gave 0.90 (#76)."""
     base_auroc = cv[0.0][0]
-    needed = max(min_auroc, base_auroc + min_gain)
+    # AUROCs are counts of pairs: a gain of exactly min_gain must not fail on float rounding.
+    needed = max(min_auroc, base_auroc + min_gain) - 1e-9
     better = [wt for wt, (auroc, _) in cv.items() if wt > 0 and auroc >= needed]
     if not better:
         return 0.0
