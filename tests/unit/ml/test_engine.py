@@ -395,5 +395,6 @@ def test_the_head_weight_is_the_best_cross_validated_and_the_smallest_on_a_tie()
     assert _pick({**tied, 1.0: (0.975, 0.9)}, min_gain=0.01, min_auroc=0.7) == 1.0
     assert _pick(tied, min_gain=0.03, min_auroc=0.7) == 0.0  # no weight gains enough
     assert _pick({0.0: (0.5, 0.0), 1.0: (0.65, 0.2)}, min_gain=0.01, min_auroc=0.7) == 0.0
-    # Counts of pairs: 0.975 - 0.965 is 0.01 exactly, though not in floating point.
-    assert _pick({0.0: (0.965, 0.5), 0.25: (0.975, 0.5)}, min_gain=0.01, min_auroc=0.7) == 0.25
+    # AUROCs are counts of pairs (here of 200): 188 - 186 pairs is a gain of 0.01, though
+    # 186 / 200 + 0.01 > 188 / 200 in floating point.
+    assert _pick({0.0: (186 / 200, 0.5), 0.25: (188 / 200, 0.5)}, min_gain=0.01, min_auroc=0.7) == 0.25
