@@ -54,6 +54,44 @@ def p50s_ms(calls: dict[str, Callable[[], object]], runs: int, block: int = 5) -
     return {name: statistics.median(values) for name, values in times.items()}
 
 
+# A gRPC server whose one method only waits: what the transport costs around a call of a given length.
+WAIT_SERVER = """
+import sys, time
+from concurrent import futures
+import grpc
+def wait(request, context):
+    time.sleep(float(request.decode()))
+    return b""
+server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+handler = grpc.unary_unary_rpc_method_handler(wait)
+server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("Wait", {"Wait": handler}),))
+server.add_insecure_port("unix:" + sys.argv[1])
+server.start()
+server.wait_for_termination()
+"""
+
+
+def transport_ms(socket_path: Path, wait_ms: float, runs: int) -> float:
+    """p50 of a call's latency beyond the `wait_ms` its handler waits, on a server that does nothing else."""
+    server = subprocess.Popen([sys.executable, "-c", WAIT_SERVER, str(socket_path)])
+    try:
+        channel = grpc.insecure_channel(f"unix://{socket_path}")
+        grpc.channel_ready_future(channel).result(timeout=30)
+        call = channel.unary_unary("/Wait/Wait")
+        request = f"{wait_ms / 1000:.6f}".encode()
+        call(request)
+        extra = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            call(request)
+            extra.append((time.perf_counter() - started) * 1000 - wait_ms)
+        channel.close()
+        return statistics.median(extra)
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
 def paired_overhead_ms(call: Callable[[], tuple[object, object]], runs: int) -> tuple[float, float]:
     """(p50 latency, p50 of latency minus the agent's own Detector.detect time of the same call): the
     agent's overhead (transport, bitmap and mask handling), free of the machine's load swings."""
@@ -145,6 +183,7 @@ def main() -> int:
         finally:
             agent.terminate()
             agent.wait(timeout=20)
+        transport = transport_ms(work / "wait.sock", p50["graph"], args.runs)
     verdict = "anomalous" if detector.detect(pixels).is_anomalous else "normal"
     print(
         f"\n{args.size} px RGB bitmap ({verdict} verdict), {args.threads} thread(s), p50 of {args.runs} runs:"
@@ -158,6 +197,9 @@ def main() -> int:
             f"agent overhead p50 {overhead:.1f} ms)"
         )
     print("  (overhead: each call's latency minus the agent's own Detector.detect time in that call)")
+    print(
+        f"  gRPC transport alone, a handler that only waits {graph:.0f} ms: {transport:.1f} ms over the wait"
+    )
     return 0
 
 
