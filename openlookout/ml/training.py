@@ -358,7 +358,7 @@ def _learn_from_labels(
         graph, Patches.of(graph, raw[hold_idx]), Patches.of(graph, anom_raw), masks, negatives, cfg
     )
     if head.weight > 0 and head.w is not None:
-        graph.set_head(head.w.to(graph.bank_t.device), head.b, head.weight, head.units)
+        graph.set_head(head.w, head.b, head.weight, head.units)
     cv = head.evidence["cv_auroc"]
     log(f"Labelled anomalies: head weight {head.weight:g} (cross-validated AUROC by weight: {cv})")
     return head
@@ -459,12 +459,12 @@ def _fit_class_bank(
     """Keep defect patches of each class (the cells that positive_cells says show the defect)."""
     by_name = {c.name: c.id for c in classes}
     gen = torch.Generator().manual_seed(cfg.seed)
-    patches = Patches.of(graph, anom_raw.to(graph.bank_t.device))
+    patches = Patches.of(graph, anom_raw)
     per_class: dict[int, list[torch.Tensor]] = {}
     for i, (a, mask) in enumerate(zip(anoms, masks, strict=True)):
-        sel = positive_cells(mask, patches.d_map[i].cpu(), graph.features_grid)
+        sel = positive_cells(mask, patches.d_map[i], graph.features_grid)
         cid = by_name[_sanitize(a.class_name) if a.class_name else DEFAULT_CLASS]
-        per_class.setdefault(cid, []).append(patches.q[i].cpu()[sel])
+        per_class.setdefault(cid, []).append(patches.q[i][sel])
     feats, ids = [], []
     for cid, chunks in sorted(per_class.items()):
         f = torch.cat(chunks)
@@ -472,4 +472,4 @@ def _fit_class_bank(
             f = f[torch.randperm(f.shape[0], generator=gen)[: cfg.class_bank_per_class]]
         feats.append(f)
         ids.append(torch.full((f.shape[0],), cid, dtype=torch.int64))
-    graph.set_class_bank(torch.cat(feats).to(graph.bank_t.device), torch.cat(ids).to(graph.bank_t.device))
+    graph.set_class_bank(torch.cat(feats), torch.cat(ids))
