@@ -2,6 +2,7 @@ from typing import Any
 
 from openlookout.api.handler import api_operation
 from openlookout.services import inference
+from openlookout.workflows.steps import run_step
 
 
 @api_operation("DetectAnomalies")
@@ -12,9 +13,7 @@ def api_handler(request: dict) -> dict:
 
 
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    # The hosting state machine invokes this same function to load and check the model,
-    # so the execution environment that serves DetectAnomalies is the one that is warmed.
+    # The hosting state machine invokes this same function to load and check the model (a step).
     if "LoadModel" in event:
-        target = event["LoadModel"]
-        return inference.load_and_check(target["ProjectName"], int(target["ModelVersion"]))
+        return run_step("DetectAnomaliesFunction", event, context)
     return api_handler(event, context)

@@ -1,14 +1,5 @@
 """The small steps of the training and hosting state machines (the training itself is TrainModel)."""
 
-from typing import Any
+from openlookout.workflows.steps import step_handler
 
-from aws_lambda_powertools import Logger
-
-from openlookout.workflows import steps
-
-logger = Logger(service="openlookout")
-
-
-@logger.inject_lambda_context(log_event=True, clear_state=True)
-def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return steps.run_model_workflow_step(event)
+lambda_handler = step_handler("ModelWorkflowFunction", log_event=True)

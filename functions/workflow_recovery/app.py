@@ -2,13 +2,10 @@
 
 from typing import Any
 
-from aws_lambda_powertools import Logger
-
+from openlookout.core.observability import lambda_entry
 from openlookout.workflows import recovery
 
-logger = Logger(service="openlookout")
 
-
-@logger.inject_lambda_context(log_event=True, clear_state=True)
+@lambda_entry(log_event=True)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return recovery.execution_ended(event)

@@ -16,7 +16,6 @@ from datetime import datetime
 from functools import cache, wraps
 from typing import Any
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
     IdempotencyConfig,
@@ -37,9 +36,8 @@ from openlookout.core.errors import (
     ServiceError,
     ValidationException,
 )
+from openlookout.core.observability import API_REQUEST_ID, lambda_entry, logger
 from openlookout.settings import settings
-
-logger = Logger(service="openlookout")
 
 Params = dict[str, Any]
 ServiceCall = Callable[[Params], Mapping[str, Any]]
@@ -108,19 +106,15 @@ def api_operation(operation_name: str) -> Callable[[ServiceCall], LambdaHandler]
 
     def decorate(call: ServiceCall) -> LambdaHandler:
         @wraps(call)
+        @lambda_entry(correlation_id_path=API_REQUEST_ID)
         def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-            return with_console_cors(event, serve(event, context))
+            logger.append_keys(operation=operation_name)
+            request_id = logger.get_correlation_id() or getattr(context, "aws_request_id", None)
+            return with_console_cors(event, serve(event, context, str(request_id or uuid.uuid4())))
 
-        def serve(event: dict[str, Any], context: Any) -> dict[str, Any]:
-            request_id = (
-                (event.get("requestContext") or {}).get("requestId")
-                or getattr(context, "aws_request_id", None)
-                or str(uuid.uuid4())
-            )
-            # Each request starts clean: keys of an earlier invocation in this process must not leak.
-            logger.clear_state()
-            logger.append_keys(operation=operation_name, request_id=request_id)
+        def serve(event: dict[str, Any], context: Any, request_id: str) -> dict[str, Any]:
             token: str | None = None
+            params: Params = {}
             try:
                 params = parse_request(operation, event)
 
@@ -136,27 +130,30 @@ def api_operation(operation_name: str) -> Callable[[ServiceCall], LambdaHandler]
                     body = replayable(request={"token": token, "fingerprint": _fingerprint(others)})
                 logger.info("request served", extra={"status": status_code})
                 return json_response(status_code, body, request_id)
-            except ServiceError as error:
-                logger.info("request refused", extra={"status": error.status_code, "error": error.code})
-                return error_response(error, request_id)
-            except IdempotencyValidationError:
-                mismatch = ValidationException(
-                    f"The ClientToken {token} was already used with different parameters "
-                    f"for {operation_name} within the last 8 hours."
-                )
-                return error_response(mismatch, request_id)
-            except IdempotencyAlreadyInProgressError:
-                conflict = ConflictException(
-                    f"A request with ClientToken {token} is still in progress.", str(token), _resource(params)
-                )
-                return error_response(conflict, request_id)
-            except Exception:
-                logger.exception("request failed")
-                return error_response(InternalServerException(), request_id)
+            except Exception as error:  # every failure becomes the AWS error shape botocore expects
+                return error_response(_service_error(error, operation_name, token, params), request_id)
 
         return handler
 
     return decorate
+
+
+def _service_error(error: Exception, operation_name: str, token: str | None, params: Params) -> ServiceError:
+    """The modelled error a failure answers as (an unexpected one is logged with its traceback)."""
+    if isinstance(error, ServiceError):
+        logger.info("request refused", extra={"status": error.status_code, "error": error.code})
+        return error
+    if isinstance(error, IdempotencyValidationError):
+        return ValidationException(
+            f"The ClientToken {token} was already used with different parameters "
+            f"for {operation_name} within the last 8 hours."
+        )
+    if isinstance(error, IdempotencyAlreadyInProgressError):
+        return ConflictException(
+            f"A request with ClientToken {token} is still in progress.", str(token), _resource(params)
+        )
+    logger.exception("request failed")
+    return InternalServerException()
 
 
 # What the console's SDK reads from a response: the request id, and the error type of a failure.

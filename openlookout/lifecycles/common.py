@@ -5,12 +5,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from aws_lambda_powertools import Logger
 from pynamodb.exceptions import PutError
 
+from openlookout.core.observability import logger
 from openlookout.storage.conditions import lost_condition
-
-logger = Logger(service="openlookout")
 
 WORKFLOW_WRITE_ATTEMPTS = 5
 RETRY_PAUSE_SECONDS = 0.2

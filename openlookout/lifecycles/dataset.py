@@ -14,14 +14,12 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from aws_lambda_powertools import Logger
 from pynamodb.exceptions import DeleteError, UpdateError
 
 from openlookout.core.errors import ConflictException, ResourceType
+from openlookout.core.observability import logger
 from openlookout.storage.conditions import lost_condition
 from openlookout.storage.tables import DatasetItem, utcnow
-
-logger = Logger(service="openlookout")
 
 
 class DatasetStatus(StrEnum):

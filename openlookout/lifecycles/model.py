@@ -16,15 +16,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from aws_lambda_powertools import Logger
 from pynamodb.exceptions import PutError
 
 from openlookout.core.errors import ConflictException, ResourceType
+from openlookout.core.observability import logger
 from openlookout.lifecycles.common import retry_workflow_write
 from openlookout.storage.conditions import lost_condition
 from openlookout.storage.tables import ModelItem
-
-logger = Logger(service="openlookout")
 
 MAX_MESSAGE = 1000  # StatusMessage stays short whatever an engine or a workflow reports
 

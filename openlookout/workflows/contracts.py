@@ -252,36 +252,12 @@ class DatasetState(DatasetRef):
     PurgeError: StepError | None = None  # a failed purge is logged, never fatal: its leftovers are harmless
 
 
-# ------------------------------------------------------------------ which step takes and returns what
+# ------------------------------------------------------------------ the state machines
 
-# Each state machine's state model.
+# Each state machine's state model (workflows/steps.py says which step takes and returns what).
 STATE_MODELS: dict[str, type[Model]] = {
     "training": TrainingState,
     "hosting": HostingState,
     "packaging": PackagingState,
     "dataset_import": DatasetState,
-}
-
-# A Task's (input, output) by its Resource's template function and, for the multiplexed
-# functions, its "Step" parameter. An input of None: the Task gets the state (or the Map item).
-STEP_CONTRACTS: dict[tuple[str, str | None], tuple[type[Model] | None, type[Model] | None]] = {
-    ("ModelWorkflowFunctionArn", "PrepareTraining"): (PrepareTrainingStep, PreparedTraining),
-    ("ModelWorkflowFunctionArn", "ReadJobResult"): (ReadJobResultStep, TrainingOutcome),
-    ("ModelWorkflowFunctionArn", "FinishTraining"): (FinishTrainingStep, StatusResult),
-    ("ModelWorkflowFunctionArn", "FailTraining"): (FailTrainingStep, StatusResult),
-    ("ModelWorkflowFunctionArn", "MarkHosted"): (MarkHostedStep, StatusResult),
-    ("ModelWorkflowFunctionArn", "MarkHostingFailed"): (MarkHostingFailedStep, StatusResult),
-    ("ModelWorkflowFunctionArn", "MarkStopped"): (MarkStoppedStep, StatusResult),
-    ("TrainModelFunctionArn", None): (TrainStep, TrainingOutcome),
-    ("DetectAnomaliesFunctionArn", None): (LoadModelStep, None),
-    ("PackagingWorkflowFunctionArn", "MarkRunning"): (MarkRunningStep, StatusResult),
-    ("PackagingWorkflowFunctionArn", "Package"): (PackageStep, PackagedResult),
-    ("PackagingWorkflowFunctionArn", "Fail"): (FailPackagingStep, PackagingFailedResult),
-    ("DatasetPrepareFunctionArn", None): (None, PrepareResult),
-    ("DatasetCopyEntriesFunctionArn", None): (None, CopyProgress),
-    ("DatasetCheckChunkFunctionArn", None): (None, ChunkChecked),
-    ("DatasetCommitFunctionArn", None): (None, CommitResult),
-    ("DatasetPurgeFunctionArn", None): (PurgeTarget, Done),
-    ("DatasetMarkFailedFunctionArn", None): (None, MarkedFailed),
-    ("DatasetFinishFailureFunctionArn", None): (None, Done),
 }

@@ -17,13 +17,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
-from aws_lambda_powertools import Logger
-from pydantic import BaseModel
-
+from openlookout.core.observability import logger
 from openlookout.lifecycles import dataset as lifecycle
 from openlookout.lifecycles.dataset import DatasetEvent, Operation
 from openlookout.services.datasets import MAX_IMAGES, entries_key, staging_prefix
@@ -44,23 +41,11 @@ from openlookout.workflows.contracts import (
     MarkedFailed,
     PrepareResult,
     PurgeTarget,
-    dump,
-    read,
 )
-
-logger = Logger(service="openlookout")
 
 CHUNK_LINES = 250  # ~16 s of image checks in the worst local case, well under a second in AWS
 CHECK_THREADS = 16  # image checks are S3 round trips: overlap them
 SAFETY_SECONDS = 20.0  # looping steps stop this long before their Lambda timeout
-
-
-Event = Mapping[str, Any] | BaseModel  # a step's input: JSON from the state machine, or its contract
-
-
-def seconds_left(context: Any, default: float = 300.0) -> float:
-    remaining = getattr(context, "get_remaining_time_in_millis", None)
-    return remaining() / 1000.0 if callable(remaining) else default
 
 
 def _label(state: DatasetState) -> str:
@@ -70,9 +55,8 @@ def _label(state: DatasetState) -> str:
 # ------------------------------------------------------------------ Prepare
 
 
-def prepare(event: Event) -> dict[str, Any]:
+def prepare(state: DatasetState) -> PrepareResult:
     """Parses every line; returns {"Ok": true, "Chunks": [...]} or {"Ok": false, "Message": ...}."""
-    state = read(event, DatasetState)
     project, dataset_type, label = state.ProjectName, state.DatasetType, _label(state)
     source = state.Source
     if source is None:
@@ -112,7 +96,7 @@ def prepare(event: Event) -> dict[str, Any]:
     ordered = sorted(lines.values())
     chunks = _stage_chunks(state, ordered)
     logger.info("manifest prepared", extra={"lines": len(ordered), "chunks": len(chunks)})
-    return dump(PrepareResult(Ok=True, Chunks=chunks, ImagesBucket=images_bucket, Images=len(ordered)))
+    return PrepareResult(Ok=True, Chunks=chunks, ImagesBucket=images_bucket, Images=len(ordered))
 
 
 def _stage_chunks(state: DatasetState, ordered: list[tuple[int, str]]) -> list[Chunk]:
@@ -137,17 +121,16 @@ def _stage_chunks(state: DatasetState, ordered: list[tuple[int, str]]) -> list[C
     return chunks
 
 
-def _refused(message: str) -> dict[str, Any]:
+def _refused(message: str) -> PrepareResult:
     logger.info("manifest refused", extra={"reason": message})
-    return dump(PrepareResult(Ok=False, Message=message))
+    return PrepareResult(Ok=False, Message=message)
 
 
 # ------------------------------------------------------------------ CheckChunk (Map iteration)
 
 
-def check_chunk(event: Event) -> dict[str, Any]:
+def check_chunk(chunk: Chunk) -> ChunkChecked:
     """Checks the chunk's images and masks; writes its entries only when all are valid."""
-    chunk = read(event, Chunk)
     text = s3.get_text(settings().artifacts_bucket, chunk.ChunkKey)
     lines = [json.loads(raw) for raw in text.splitlines()]
     entries = [parse_line(line["Line"], line["Entry"]) for line in lines]
@@ -157,7 +140,7 @@ def check_chunk(event: Event) -> dict[str, Any]:
     if failures:
         first = min(failures, key=lambda failure: failure.line_number)
         failure = LineFailure(Line=first.line_number, Reason=first.reason)
-        return dump(ChunkChecked(Entries=0, FailedLines=len(failures), Failure=failure))
+        return ChunkChecked(Entries=0, FailedLines=len(failures), Failure=failure)
     key = entries_key(chunk.ProjectName, chunk.DatasetType, chunk.Generation)
     now = utcnow()
     with DatasetEntryItem.batch_write() as batch:
@@ -175,7 +158,7 @@ def check_chunk(event: Event) -> dict[str, Any]:
                     height=info.height,
                 )
             )
-    return dump(ChunkChecked(Entries=len(entries), FailedLines=0, Failure=None))
+    return ChunkChecked(Entries=len(entries), FailedLines=0, Failure=None)
 
 
 def _checked(entry: ManifestEntry) -> ImageInfo | ManifestLineError:
@@ -211,18 +194,17 @@ def _inspect(entry: ManifestEntry, bucket: str, key: str, what: str, formats: tu
 # ------------------------------------------------------------------ CopyEntries (updates)
 
 
-def copy_entries(event: Event, seconds_left: float) -> dict[str, Any]:
+def copy_entries(state: DatasetState, seconds_left: float) -> CopyProgress:
     """Copies the current generation into the new one, from the cursor on, until time runs short.
 
     The update's own lines are written after this, so a line with a known source-ref replaces it.
     """
-    state = read(event, DatasetState)
     deadline = time.monotonic() + seconds_left - SAFETY_SECONDS
     project, dataset_type = state.ProjectName, state.DatasetType
     current = DatasetItem.get(project, dataset_type, consistent_read=True).generation
     cursor = state.Copy.Cursor if state.Copy else None
     if current is None:
-        return dump(CopyProgress(Done=True, Cursor=None, Copied=0))
+        return CopyProgress(Done=True, Cursor=None, Copied=0)
     target = entries_key(project, dataset_type, state.Generation)
     copied = 0
     source_key = entries_key(project, dataset_type, current)
@@ -233,8 +215,8 @@ def copy_entries(event: Event, seconds_left: float) -> dict[str, Any]:
             copied += 1
             cursor = item.source_ref
             if copied % 500 == 0 and time.monotonic() > deadline:
-                return dump(CopyProgress(Done=False, Cursor=cursor, Copied=copied))
-    return dump(CopyProgress(Done=True, Cursor=None, Copied=copied))
+                return CopyProgress(Done=False, Cursor=cursor, Copied=copied)
+    return CopyProgress(Done=True, Cursor=None, Copied=copied)
 
 
 def _entries_after(key: str, after: str | None) -> Iterator[DatasetEntryItem]:
@@ -245,9 +227,8 @@ def _entries_after(key: str, after: str | None) -> Iterator[DatasetEntryItem]:
 # ------------------------------------------------------------------ Commit
 
 
-def commit(event: Event) -> dict[str, Any]:
+def commit(state: DatasetState) -> CommitResult:
     """Switches the dataset to the new generation, or reports the first failing line."""
-    state = read(event, DatasetState)
     failures = [result.Failure for result in state.Checked or [] if result.Failure]
     if failures:
         first = min(failures, key=lambda failure: failure.Line)
@@ -255,18 +236,16 @@ def commit(event: Event) -> dict[str, Any]:
         message = f"{_label(state)} line {first.Line}: {first.Reason}"
         if others:
             message += f" ({others} other line{'s' if others > 1 else ''} also failed.)"
-        return dump(CommitResult(Ok=False, Message=message))
+        return CommitResult(Ok=False, Message=message)
 
     project, dataset_type, generation = state.ProjectName, state.DatasetType, state.Generation
     stats = count_entries(entries_key(project, dataset_type, generation))
     limit = MAX_IMAGES[dataset_type]
     if stats.total > limit:
-        return dump(
-            CommitResult(
-                Ok=False,
-                Message=f"The update would give the dataset {int(stats.total):,} images; "
-                f"a {dataset_type} dataset can have at most {limit:,}.",
-            )
+        return CommitResult(
+            Ok=False,
+            Message=f"The update would give the dataset {int(stats.total):,} images; "
+            f"a {dataset_type} dataset can have at most {limit:,}.",
         )
     if state.Prepared is None or state.Prepared.ImagesBucket is None:
         raise ValueError("Commit runs after a successful Prepare")
@@ -286,7 +265,7 @@ def commit(event: Event) -> dict[str, Any]:
     if not switched:  # never purge the previous generation of a dataset this operation no longer owns
         raise DatasetMovedOn(f"The dataset moved on before generation {generation} was committed.")
     logger.info("dataset committed", extra={"generation": generation, "images": int(stats.total)})
-    return dump(CommitResult(Ok=True, PreviousGeneration=previous))
+    return CommitResult(Ok=True, PreviousGeneration=previous)
 
 
 def count_entries(key: str) -> ImageStats:
@@ -316,25 +295,23 @@ def failure_message(state: DatasetState) -> str:
     return f"An internal error stopped the operation ({caught.kind}: {caught.message}). Try again."[:1000]
 
 
-def mark_failed(event: Event) -> dict[str, Any]:
+def mark_failed(state: DatasetState) -> MarkedFailed:
     """CREATE_FAILED, or UPDATE_FAILED_ROLLBACK_IN_PROGRESS: the current generation is untouched."""
-    state = read(event, DatasetState)
     message = failure_message(state)
     text = message if state.Operation == Operation.CREATE else f"{message} Rolling back the update."
     _record(state, DatasetEvent.FAILED, text)
     logger.info("dataset operation failed", extra={"operation": state.Operation, "reason": message})
-    return dump(MarkedFailed(Message=message))
+    return MarkedFailed(Message=message)
 
 
-def finish_failure(event: Event) -> dict[str, Any]:
-    state = read(event, DatasetState)
+def finish_failure(state: DatasetState) -> Done:
     message = state.Failed.Message if state.Failed else failure_message(state)
     _record(
         state,
         DatasetEvent.ROLLED_BACK,
         f"{message} The update was rolled back; the dataset is as it was before.",
     )
-    return dump(Done(Done=True))
+    return Done(Done=True)
 
 
 def _record(state: DatasetState, event: DatasetEvent, message: str) -> None:
@@ -345,9 +322,8 @@ def _record(state: DatasetState, event: DatasetEvent, message: str) -> None:
 # ------------------------------------------------------------------ Purge
 
 
-def purge(event: Event, seconds_left: float) -> dict[str, Any]:
+def purge(target: PurgeTarget, seconds_left: float) -> Done:
     """Deletes a generation's entries and a staging prefix, until done or time runs short."""
-    target = read(event, PurgeTarget)
     deadline = time.monotonic() + seconds_left - SAFETY_SECONDS
     project, dataset_type = target.ProjectName, target.DatasetType
     generation = target.DatasetGeneration
@@ -360,8 +336,8 @@ def purge(event: Event, seconds_left: float) -> dict[str, Any]:
                 batch.delete(item)
                 deleted += 1
                 if deleted % 500 == 0 and time.monotonic() > deadline:
-                    return dump(Done(Done=False))
+                    return Done(Done=False)
     staging = target.StagingGeneration
     if staging:
         s3.delete_prefix(settings().artifacts_bucket, staging_prefix(project, dataset_type, staging))
-    return dump(Done(Done=True))
+    return Done(Done=True)

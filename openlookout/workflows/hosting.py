@@ -13,6 +13,7 @@ from openlookout.lifecycles.model import ModelEvent
 from openlookout.services import inference
 from openlookout.services.models import get_model
 from openlookout.workflows.caught import caught_error
+from openlookout.workflows.contracts import LoadModelStep
 
 
 def mark_hosted(project_name: str, model_version: int) -> dict[str, Any]:
@@ -35,3 +36,9 @@ def mark_stopped(project_name: str, model_version: int) -> dict[str, Any]:
     inference.forget(project_name, model_version)
     lifecycle.record(model, ModelEvent.STOPPED, min_inference_units=None, max_inference_units=None)
     return {"Status": model.status}
+
+
+def load_model(step: LoadModelStep) -> dict[str, Any]:
+    """The hosting machine's load check, run by the DetectAnomalies function itself, so the execution
+    environment that serves DetectAnomalies is the one that is warmed."""
+    return inference.load_and_check(step.LoadModel.ProjectName, step.LoadModel.ModelVersion)

@@ -10,72 +10,102 @@ CREATE_IN_PROGRESS or TRAINING forever.
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Literal
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from pydantic import BaseModel, Json
 
 from openlookout.core.errors import ResourceNotFoundException
+from openlookout.core.observability import logger
 from openlookout.lifecycles import model as model_lifecycle
 from openlookout.lifecycles.model import WORKFLOW_ENDED, ModelStatus
 from openlookout.lifecycles.packaging_job import UNSETTLED, JobStatus, record
 from openlookout.services import packaging
 from openlookout.services.models import get_model
+from openlookout.settings import settings
 from openlookout.workflows import dataset_import
+from openlookout.workflows.contracts import DatasetState, JobRef, ModelRef, StepError
 
-logger = Logger(service="openlookout")
+
+class ExecutionStatusChange(BaseModel):
+    """The detail of Step Functions' "Execution Status Change" event (the fields this step reads)."""
+
+    executionArn: str
+    stateMachineArn: str
+    status: Literal["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE"]
+    input: Json[dict[str, Any]] | None = None
+    error: str | None = None
+    cause: str | None = None
+
+    def reason(self) -> str:
+        error = self.error or self.status
+        if error == self.status and not self.cause:
+            return f"ended {self.status}"
+        return f"ended {self.status} ({error}{': ' + self.cause if self.cause else ''})"
+
+
+class ExecutionEnded(EventBridgeModel):
+    detail: ExecutionStatusChange
+
 
 ENDED_BADLY = {"FAILED", "TIMED_OUT", "ABORTED"}
 
 
 def execution_ended(event: dict[str, Any]) -> dict[str, Any]:
-    detail = event.get("detail") or {}
-    status = str(detail.get("status"))
-    if status not in ENDED_BADLY:
+    ended = parse(event=event, model=ExecutionEnded).detail
+    repair = _repairs().get(ended.stateMachineArn)
+    if ended.status not in ENDED_BADLY or repair is None:
         return {"Repaired": False}
-    try:
-        payload = json.loads(detail.get("input") or "{}")
-    except ValueError:
-        return {"Repaired": False}
-    error, cause = detail.get("error") or status, detail.get("cause") or ""
-    reason = f"ended {status}" + (
-        f" ({error}{': ' + cause if cause else ''})" if error != status or cause else ""
-    )
-    if "DatasetType" in payload and "Generation" in payload:
-        # The dataset's own failure path, as the state machine would have run it; both steps only
-        # act while this execution's generation is still the pending one.
-        state = {**payload, "Error": {"Error": error, "Cause": cause or f"The import workflow {reason}."}}
-        state["Failed"] = dataset_import.mark_failed(state)
-        dataset_import.finish_failure(state)
-        logger.info("dataset workflow repaired", extra={"execution": detail.get("executionArn")})
-        return {"Repaired": True}
-    if "JobName" in payload:
-        return {"Repaired": _repair_packaging_job(payload, detail.get("executionArn"), reason)}
-    if "ModelVersion" in payload:
-        return {"Repaired": _repair_model(payload, detail.get("executionArn"), reason)}
-    return {"Repaired": False}
+    return {"Repaired": repair(ended)}
 
 
-def _repair_model(payload: dict[str, Any], execution: str | None, reason: str) -> bool:
+def _repairs() -> dict[str | None, Callable[[ExecutionStatusChange], bool]]:
+    """Each workflow's repair, by its state machine (the template gives this function all four)."""
+    config = settings()
+    return {
+        config.dataset_state_machine_arn: _repair_dataset,
+        config.training_state_machine_arn: _repair_model,
+        config.hosting_state_machine_arn: _repair_model,
+        config.packaging_state_machine_arn: _repair_packaging_job,
+    }
+
+
+def _repair_dataset(ended: ExecutionStatusChange) -> bool:
+    """The dataset's own failure path, as the state machine would have run it; both steps only act
+    while this execution's generation is still the pending one."""
+    state = DatasetState.model_validate(ended.input or {})
+    cause = ended.cause or f"The import workflow {ended.reason()}."
+    state = state.model_copy(update={"Error": StepError(Error=ended.error or ended.status, Cause=cause)})
+    state = state.model_copy(update={"Failed": dataset_import.mark_failed(state)})
+    dataset_import.finish_failure(state)
+    logger.info("dataset workflow repaired", extra={"execution": ended.executionArn})
+    return True
+
+
+def _repair_model(ended: ExecutionStatusChange) -> bool:
+    ref = ModelRef.model_validate(ended.input or {})
     try:
-        model = get_model(payload["ProjectName"], int(payload["ModelVersion"]))
+        model = get_model(ref.ProjectName, ref.ModelVersion)
     except ResourceNotFoundException:
         return False
     event = WORKFLOW_ENDED.get(ModelStatus(model.status))
-    if event is None or model.execution_arn != execution:
+    if event is None or model.execution_arn != ended.executionArn:
         return False  # already settled, or a newer workflow owns the model
-    model_lifecycle.record(model, event, model_lifecycle.workflow_ended_message(event, reason))
+    model_lifecycle.record(model, event, model_lifecycle.workflow_ended_message(event, ended.reason()))
     logger.info("model workflow repaired", extra={"model": model.model_arn, "status": model.status})
     return True
 
 
-def _repair_packaging_job(payload: dict[str, Any], execution: str | None, reason: str) -> bool:
+def _repair_packaging_job(ended: ExecutionStatusChange) -> bool:
+    ref = JobRef.model_validate(ended.input or {})
     try:
-        job = packaging.get_job(payload["ProjectName"], payload["JobName"])
+        job = packaging.get_job(ref.ProjectName, ref.JobName)
     except ResourceNotFoundException:
         return False
-    if job.status not in UNSETTLED or job.execution_arn != execution:
+    if job.status not in UNSETTLED or job.execution_arn != ended.executionArn:
         return False  # the job's own failure path already ran
-    record(job, JobStatus.FAILED, f"Packaging failed: the workflow {reason}.")
+    record(job, JobStatus.FAILED, f"Packaging failed: the workflow {ended.reason()}.")
     logger.info("packaging workflow repaired", extra={"job": job.job_name})
     return True

@@ -20,8 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aws_lambda_powertools import Logger
-
+from openlookout.core.observability import logger
 from openlookout.lifecycles import model as lifecycle
 from openlookout.lifecycles.model import ModelEvent
 from openlookout.lifecycles.model import record_progress as write_progress
@@ -34,8 +33,6 @@ from openlookout.storage.artifacts import encryption_args, put_file
 from openlookout.storage.tables import DatasetEntryItem, DatasetItem
 from openlookout.workflows import contracts
 from openlookout.workflows.caught import caught_error
-
-logger = Logger(service="openlookout")
 
 # Above this many images the Lambda path risks its 15-minute limit: use the job path.
 TEST_SHARE_OF_NORMALS = 0.2  # single-dataset projects: held-out share for evaluation

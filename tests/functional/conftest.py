@@ -24,7 +24,7 @@ from moto import mock_aws
 from urllib3 import HTTPHeaderDict
 
 from openlookout.api.model import operation_model, routes, service_model
-from tests.template_support import api_routes, function_module, resources
+from tests.template_support import api_routes, function_module, lambda_context, resources
 
 
 def _path_parameters(template_path: str, actual: str) -> dict[str, str]:
@@ -74,7 +74,8 @@ class Caller:
         }
 
     def raw(self, operation: str, event: dict[str, Any]) -> dict[str, Any]:
-        return function_module(f"{operation}Function").lambda_handler(event, None)  # type: ignore[no-any-return]
+        function = f"{operation}Function"
+        return function_module(function).lambda_handler(event, lambda_context(function))  # type: ignore[no-any-return]
 
     def __call__(self, operation: str, **params: Any) -> dict[str, Any]:
         response = self.raw(operation, self.event_for(operation, params))

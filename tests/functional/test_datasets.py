@@ -479,23 +479,14 @@ def test_mvtec_bottle_through_the_folder_tool(call: Caller, workflows: Workflows
 
 
 def test_an_interrupted_import_or_update_is_repaired(call: Caller, workflows: Workflows):
-    from tests.functional.workflows import function_module, lambda_context
+    from tests.functional.workflows import function_module, lambda_context, status_change
 
     recovery = function_module("WorkflowRecoveryFunction")
 
     def interrupt() -> None:
         _name, payload = workflows.held.pop()
         workflows.hold = False
-        event = {
-            "source": "aws.states",
-            "detail-type": "Step Functions Execution Status Change",
-            "detail": {
-                "executionArn": "arn:x",
-                "status": "FAILED",
-                "error": "OpenLookout.Interrupted",
-                "input": json.dumps(payload),
-            },
-        }
+        event = status_change("DatasetStateMachine", "arn:x", payload, "FAILED", "OpenLookout.Interrupted")
         assert recovery.lambda_handler(event, lambda_context("WorkflowRecoveryFunction")) == {
             "Repaired": True
         }

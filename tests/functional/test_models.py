@@ -310,11 +310,9 @@ def test_hosting_errors(call: Caller, machines: StateMachines):
 
 
 def _status_change(execution_arn: str, payload: dict, status: str = "ABORTED") -> dict:
-    return {
-        "source": "aws.states",
-        "detail-type": "Step Functions Execution Status Change",
-        "detail": {"executionArn": execution_arn, "status": status, "input": json.dumps(payload)},
-    }
+    from tests.functional.workflows import status_change
+
+    return status_change("TrainingStateMachine", execution_arn, payload, status)
 
 
 def test_a_workflow_that_ends_without_its_failure_path_is_repaired(call: Caller, machines: StateMachines):

@@ -15,7 +15,7 @@ import pytest
 from openlookout.services import packaging
 from openlookout.storage.tables import ModelItem, ModelPackagingJobItem
 from tests.functional.conftest import Caller, rejection
-from tests.functional.workflows import StateMachines, function_module, lambda_context
+from tests.functional.workflows import StateMachines, function_module, lambda_context, status_change
 
 pytest.importorskip("openlookout.local.asl")
 
@@ -131,16 +131,8 @@ def test_a_workflow_that_ends_without_its_failure_path_is_repaired(call: Caller,
     recovery = function_module("WorkflowRecoveryFunction")
 
     def ended(execution: str | None, status: str = "ABORTED") -> Any:
-        detail = {
-            "executionArn": execution,
-            "status": status,
-            "input": json.dumps({"ProjectName": PROJECT, "JobName": "j2"}),
-        }
-        event = {
-            "source": "aws.states",
-            "detail-type": "Step Functions Execution Status Change",
-            "detail": detail,
-        }
+        payload = {"ProjectName": PROJECT, "JobName": "j2"}
+        event = status_change("PackagingStateMachine", execution, payload, status)
         return recovery.lambda_handler(event, lambda_context("WorkflowRecoveryFunction"))
 
     assert ended("arn:other") == {"Repaired": False}

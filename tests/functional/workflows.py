@@ -14,7 +14,36 @@ from typing import Any
 
 from tests.template_support import ROOT, function_module, lambda_context, resources
 
-__all__ = ["StateMachines", "definition", "function_module", "lambda_context"]
+__all__ = ["StateMachines", "definition", "function_module", "lambda_context", "status_change"]
+
+STATE_MACHINE_ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:{}"  # as tests/conftest.py sets
+
+
+def status_change(
+    state_machine: str,
+    execution_arn: str | None,
+    payload: dict[str, Any],
+    status: str,
+    error: str | None = None,
+) -> dict[str, Any]:
+    """The EventBridge event Step Functions sends when an execution of `state_machine` ends."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "source": "aws.states",
+        "detail-type": "Step Functions Execution Status Change",
+        "account": "123456789012",
+        "time": "2026-12-06T00:00:00Z",
+        "region": "us-east-1",
+        "resources": [execution_arn or "arn:x"],
+        "detail": {
+            "executionArn": execution_arn or "arn:x",
+            "stateMachineArn": STATE_MACHINE_ARN.format(state_machine),
+            "status": status,
+            "error": error,
+            "input": json.dumps(payload),
+        },
+    }
 
 
 def definition(state_machine: str) -> dict[str, Any]:

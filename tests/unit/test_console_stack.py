@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from openlookout.api.handler import api_operation, with_console_cors
-from tests.template_support import template
+from tests.template_support import lambda_context, template
 
 ORIGIN = "https://d111111abcdef8.cloudfront.net"
 HOSTING = {
@@ -109,13 +109,13 @@ def _event(origin: str | None, stage_origin: str | None) -> dict[str, Any]:
 
 def test_handlers_let_only_the_stage_variables_origin_read_the_answer() -> None:
     handler = api_operation("ListProjects")(lambda params: {"Projects": []})
-    allowed = handler(_event(ORIGIN, ORIGIN), None)
+    allowed = handler(_event(ORIGIN, ORIGIN), lambda_context("ListProjectsFunction"))
     assert allowed["statusCode"] == 200
     assert allowed["headers"]["Access-Control-Allow-Origin"] == ORIGIN
     assert "x-amzn-errortype" in allowed["headers"]["Access-Control-Expose-Headers"]
     refused = [(ORIGIN, None), ("https://evil.example", ORIGIN), (ORIGIN, "none"), (None, ORIGIN)]
     for origin, stage_origin in refused:
-        response = handler(_event(origin, stage_origin), None)
+        response = handler(_event(origin, stage_origin), lambda_context("ListProjectsFunction"))
         assert "Access-Control-Allow-Origin" not in response["headers"], (origin, stage_origin)
 
 

@@ -19,6 +19,7 @@ import pytest
 from pydantic import BaseModel
 
 from openlookout.workflows import contracts
+from openlookout.workflows.steps import STEPS
 
 ROOT = Path(__file__).resolve().parents[2]
 MACHINES = sorted(contracts.STATE_MODELS)
@@ -82,10 +83,10 @@ def contract_of(task: dict[str, Any]) -> tuple[Any, Any] | None:
     resource = task["Resource"]
     if not resource.startswith("${"):
         return None  # a service integration (SageMaker): only its paths are checked
-    function = resource[2:-1]
+    function = resource[2:-1].removesuffix("Arn")
     step = (task.get("Parameters") or {}).get("Step")
-    assert (function, step) in contracts.STEP_CONTRACTS, f"no contract for {function} {step}"
-    return contracts.STEP_CONTRACTS[(function, step)]
+    assert (function, step) in STEPS, f"no step {step} in {function}"
+    return STEPS[(function, step)].input, STEPS[(function, step)].output
 
 
 def check_result_path(state: Any, path: str | None, output: Any) -> None:
@@ -118,7 +119,10 @@ def check_states(states: dict[str, Any], state: Any) -> list[Any]:
         if kind == "Task":
             contract = contract_of(definition)
             target, output = contract if contract else (None, None)
-            check_parameters(definition.get("Parameters", {}), target, state)
+            if "Parameters" in definition:
+                check_parameters(definition["Parameters"], target, state)
+            else:  # the Task gets the state (or the Map item) as it is
+                assert target in (None, state), f"{name} gets {state}, its step reads {target}"
             check_result_path(state, definition.get("ResultPath"), output)
             outputs.append(output)
         if kind == "Map":
@@ -149,3 +153,29 @@ def test_a_renamed_field_is_caught() -> None:
         resolve(contracts.TrainingState, "$.Prepard.JobSpec")
     with pytest.raises(AssertionError, match="needs"):
         check_parameters({"Step": "FinishTraining"}, contracts.FinishTrainingStep, contracts.TrainingState)
+
+
+
+def tasks(states: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every Task of a state list, inside Maps and Parallels too."""
+    found = []
+    for definition in states.values():
+        if definition["Type"] == "Task":
+            found.append(definition)
+        processor = definition.get("ItemProcessor") or definition.get("Iterator")
+        for branch in ([processor] if processor else []) + definition.get("Branches", []):
+            found.extend(tasks(branch["States"]))
+    return found
+
+
+def test_every_step_is_a_task_of_a_state_machine_and_a_function_of_the_template() -> None:
+    from tests.template_support import resources
+
+    used = {
+        (task["Resource"][2:-1].removesuffix("Arn"), (task.get("Parameters") or {}).get("Step"))
+        for path in (ROOT / "statemachines").glob("*.asl.json")
+        for task in tasks(json.loads(path.read_text())["States"])
+        if task["Resource"].startswith("${")
+    }
+    assert set(STEPS) == used
+    assert {function for function, _ in STEPS} <= set(resources("AWS::Serverless::Function"))
