@@ -22,39 +22,27 @@ from __future__ import annotations
 import os
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal, Self, TypeVar
+from typing import Any, Literal, TypeVar
 
-from pydantic import (
-    AliasChoices,
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_REGION = "us-east-1"  # when neither the environment nor an option names one
 
 
 class ConfigurationError(RuntimeError):
     """The process's environment is missing a variable or has an invalid one; the message names it."""
 
 
-class _Environment(BaseModel):
-    """Fields read by their variable names; an empty variable counts as unset, as with `env.get() or`."""
+class _Environment(BaseSettings):
+    """Fields read from the variables their aliases name; an empty variable counts as unset."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _unset_empty(cls, env: Any) -> Any:
-        return {key: value for key, value in env.items() if value != ""} if isinstance(env, dict) else env
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", env_ignore_empty=True, case_sensitive=True)
 
     @classmethod
-    def from_environment(cls, env: dict[str, str] | None = None) -> Self:
-        try:
-            return cls.model_validate(dict(os.environ if env is None else env))
-        except ValidationError as error:
-            raise ConfigurationError(_explain(cls.__name__, error)) from None
+    def variable(cls, field: str) -> str:
+        """The environment variable a field reads (its first, when it takes several)."""
+        return _names(cls)[field][0]
 
 
 def _explain(model: str, error: ValidationError) -> str:
@@ -92,7 +80,7 @@ class ClientSettings(_Environment):
 class Settings(_Environment):
     """The service's environment: what template.yaml's Globals set for every function is required."""
 
-    region: str = Field("us-east-1", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"))
+    region: str = Field(DEFAULT_REGION, validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"))
     account_id: str = Field(alias="ACCOUNT_ID", pattern=r"^\d{12}$")
     projects_table: str = Field(alias="PROJECTS_TABLE")
     datasets_table: str = Field(alias="DATASETS_TABLE")
@@ -123,38 +111,42 @@ class Settings(_Environment):
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
-    def required(self, variable: str) -> str:
+    def required(self, field: str) -> str:
         """The value of an optional variable that the caller cannot do without."""
-        names = {field.alias: name for name, field in type(self).model_fields.items()}
-        value = getattr(self, names[variable])
+        value = getattr(self, field)
         if value is None:
+            variable = self.variable(field)
             raise ConfigurationError(f"{variable} is not set: the template gives it to this function.")
         return str(value)
 
 
 @cache
-def _variables(model: type[_Environment]) -> tuple[str, ...]:
-    """Every environment variable a model's fields read."""
-    names: list[str] = []
-    for field in model.model_fields.values():
+def _names(model: type[_Environment]) -> dict[str, tuple[str, ...]]:
+    """Each field's environment variables."""
+    names: dict[str, tuple[str, ...]] = {}
+    for name, field in model.model_fields.items():
         alias = field.validation_alias or field.alias
         if isinstance(alias, AliasChoices):
-            names.extend(choice for choice in alias.choices if isinstance(choice, str))
+            names[name] = tuple(choice for choice in alias.choices if isinstance(choice, str))
         elif isinstance(alias, str):
-            names.append(alias)
-    return tuple(names)
+            names[name] = (alias,)
+    return names
 
 
 @cache
 def _validated(model: type[Model], values: tuple[tuple[str, str | None], ...]) -> Model:
-    return model.from_environment({name: value for name, value in values if value is not None})
+    try:
+        return model()  # pydantic-settings reads the environment, whose values are `values`
+    except ValidationError as error:
+        raise ConfigurationError(_explain(model.__name__, error)) from None
 
 
 def _current(model: type[Model]) -> Model:
     """The model of the environment as it is now, validated once per distinct set of values (in a
     Lambda function, once); a process that changes its environment (tests, `serve`) is seen at once."""
     get = os.environ.get
-    return _validated(model, tuple((name, get(name)) for name in _variables(model)))
+    variables = (name for names in _names(model).values() for name in names)
+    return _validated(model, tuple((name, get(name)) for name in variables))
 
 
 def settings() -> Settings:

@@ -28,14 +28,13 @@ from openlookout.lifecycles.dataset import (
     Operation,
     dataset_id,
 )
-from openlookout.services.executions import start_execution
+from openlookout.services.executions import StateMachine, execution_name, start_execution
 from openlookout.services.projects import get_project
 from openlookout.settings import settings
 from openlookout.storage import s3
 from openlookout.storage.conditions import lost_condition
-from openlookout.storage.tables import DatasetEntryItem, DatasetItem
+from openlookout.storage.tables import DatasetEntryItem, DatasetItem, start_key
 
-STATE_MACHINE_ENV = "DATASET_STATE_MACHINE_ARN"
 MAX_IMAGES = {"train": 16_000, "test": 4_000}  # L4V's limits per dataset type
 
 
@@ -73,8 +72,8 @@ def get_dataset(project_name: str, dataset_type: str) -> DatasetItem:
 
 def start_workflow(payload: Mapping[str, Any]) -> str:
     """Starts the dataset state machine; returns the execution ARN. Tests replace this function."""
-    name = f"{payload['Operation']}-{payload['ProjectName']}-{payload['DatasetType']}-{payload['Generation']}"
-    return start_execution(STATE_MACHINE_ENV, name[-80:], payload)
+    name = execution_name(payload["Operation"], payload["DatasetType"], payload["ProjectName"])
+    return start_execution(StateMachine.DATASET, name, payload)
 
 
 def workflow_input(
@@ -243,7 +242,7 @@ def list_dataset_entries(
         if item.generation is None:  # still being created
             return
         key = entries_key(project_name, dataset_type, item.generation)
-        start = None if after is None else {"DatasetKey": {"S": key}, "SourceRef": {"S": str(after)}}
+        start = None if after is None else start_key(DatasetEntryItem, key, str(after))
         # DynamoDB applies filters after its own page limit: read_page reads on until one more than asked.
         for entry in DatasetEntryItem.query(
             key, filter_condition=condition, last_evaluated_key=start, consistent_read=True

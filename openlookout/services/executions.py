@@ -8,14 +8,26 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from enum import StrEnum
 from functools import cache
 from typing import Any
 
 import boto3
 
 from openlookout.settings import settings
+from openlookout.storage.tables import utcnow
 
 MAX_NAME = 80  # Step Functions' limit for execution names
+
+
+class StateMachine(StrEnum):
+    """The service's state machines, each by the setting that holds its ARN (template.yaml gives
+    each function the ARNs of those it starts)."""
+
+    DATASET = "dataset_state_machine_arn"
+    TRAINING = "training_state_machine_arn"
+    HOSTING = "hosting_state_machine_arn"
+    PACKAGING = "packaging_state_machine_arn"
 
 
 @cache
@@ -23,18 +35,25 @@ def _stepfunctions() -> Any:
     return boto3.client("stepfunctions")
 
 
-def state_machine_arn(state_machine_env: str) -> str:
-    return settings().required(state_machine_env)
+def state_machine_arn(machine: StateMachine) -> str:
+    return settings().required(machine)
 
 
-def execution_arn(state_machine_env: str, name: str) -> str:
+def execution_arn(machine: StateMachine, name: str) -> str:
     """The ARN Step Functions will give an execution, known before it starts, so an item can carry
     it before its workflow (which may finish first) touches the item."""
-    return state_machine_arn(state_machine_env).replace(":stateMachine:", ":execution:", 1) + f":{name}"
+    return state_machine_arn(machine).replace(":stateMachine:", ":execution:", 1) + f":{name}"
 
 
-def start_execution(state_machine_env: str, name: str, payload: Mapping[str, Any]) -> str:
+def execution_name(action: str, *parts: str | int) -> str:
+    """A new execution's name: the action, a millisecond stamp (unique per resource), then what it
+    acts on; cut to Step Functions' limit at the end, so the unique part stays."""
+    stamp = int(utcnow().timestamp() * 1000)
+    return "-".join(str(part) for part in (action, stamp, *parts))[:MAX_NAME]
+
+
+def start_execution(machine: StateMachine, name: str, payload: Mapping[str, Any]) -> str:
     response = _stepfunctions().start_execution(
-        stateMachineArn=state_machine_arn(state_machine_env), name=name[:MAX_NAME], input=json.dumps(payload)
+        stateMachineArn=state_machine_arn(machine), name=name, input=json.dumps(payload)
     )
     return str(response["executionArn"])

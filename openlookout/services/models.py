@@ -12,6 +12,7 @@ from typing import Any
 from pynamodb.exceptions import UpdateError
 
 from openlookout.core.arns import model_arn
+from openlookout.core.artifacts import model_artifact_prefix
 from openlookout.core.errors import (
     ConflictException,
     ResourceNotFoundException,
@@ -24,25 +25,19 @@ from openlookout.core.s3_names import check_location
 from openlookout.lifecycles import model as lifecycle
 from openlookout.lifecycles.dataset import UPDATABLE
 from openlookout.lifecycles.model import MESSAGES, ModelEvent, ModelStatus
-from openlookout.services.executions import execution_arn, start_execution
+from openlookout.services.executions import StateMachine, execution_arn, execution_name, start_execution
 from openlookout.services.projects import get_project
 from openlookout.settings import settings
 from openlookout.storage import s3
 from openlookout.storage.conditions import lost_condition
-from openlookout.storage.tables import DatasetItem, ModelItem, ProjectItem, utcnow
+from openlookout.storage.tables import DatasetItem, ModelItem, ProjectItem, start_key
 
-TRAINING_STATE_MACHINE_ENV = "TRAINING_STATE_MACHINE_ARN"
-HOSTING_STATE_MACHINE_ENV = "HOSTING_STATE_MACHINE_ARN"
 INFERENCE_UNITS_QUOTA_CODE = "L-INFERENCE-UNITS"
 
 
 # Datasets that can be trained on: complete, or rolled back to a complete state.
 USABLE_DATASET_STATUSES = UPDATABLE
 MIN_NORMAL_TRAINING_IMAGES = 10  # L4V's minimum for a train dataset
-
-
-def artifact_prefix(project_name: str, version: int) -> str:
-    return f"models/{project_name}/{version}/"
 
 
 # ------------------------------------------------------------------ lookups
@@ -110,11 +105,6 @@ def describe(item: ModelItem) -> dict[str, Any]:
 # ------------------------------------------------------------------ workflows
 
 
-def _execution_name(action: str, project_name: str, version: int) -> str:
-    stamp = int(utcnow().timestamp() * 1000)
-    return f"{action}-{version}-{stamp}-{project_name}"[:80]
-
-
 # ------------------------------------------------------------------ operations
 
 
@@ -180,17 +170,15 @@ def create_model(
         output_bucket=location["Bucket"],
         output_prefix=location.get("Prefix") or "",
         kms_key_id=kms_key_id,
-        artifact_prefix=artifact_prefix(project_name, version),
+        artifact_prefix=model_artifact_prefix(project_name, version),
         tags={tag["Key"]: tag["Value"] for tag in tags},
     )
-    name = _execution_name("train", project_name, version)
-    item.execution_arn = execution_arn(TRAINING_STATE_MACHINE_ENV, name)
+    name = execution_name("train", version, project_name)
+    item.execution_arn = execution_arn(StateMachine.TRAINING, name)
     item.save(condition=ModelItem.model_version.does_not_exist())
     metadata = _metadata(item)  # as created; the workflow may move on before we answer
     try:
-        start_execution(
-            TRAINING_STATE_MACHINE_ENV, name, {"ProjectName": project_name, "ModelVersion": version}
-        )
+        start_execution(StateMachine.TRAINING, name, {"ProjectName": project_name, "ModelVersion": version})
     except Exception as error:
         # No workflow will ever finish this version: never leave it TRAINING.
         lifecycle.change(item, ModelEvent.TRAINING_FAILED, f"Training could not be started: {error}")
@@ -208,11 +196,7 @@ def list_models(
     get_project(project_name)
 
     def query(after: Any, count: int) -> Iterable[ModelItem]:
-        start = (
-            None
-            if after is None
-            else {"ProjectName": {"S": project_name}, "ModelVersion": {"N": str(int(after))}}
-        )
+        start = None if after is None else start_key(ModelItem, project_name, int(after))
         return ModelItem.query(project_name, limit=count, last_evaluated_key=start, consistent_read=True)
 
     page, more = read_page(
@@ -262,11 +246,11 @@ def stop_model(project_name: str, model_version: str) -> dict[str, Any]:
 
 def _start_hosting_workflow(item: ModelItem, action: str, event: ModelEvent, **fields: Any) -> None:
     version = int(item.model_version)
-    name = _execution_name(action, item.project_name, version)
-    lifecycle.change(item, event, execution_arn=execution_arn(HOSTING_STATE_MACHINE_ENV, name), **fields)
+    name = execution_name(action, version, item.project_name)
+    lifecycle.change(item, event, execution_arn=execution_arn(StateMachine.HOSTING, name), **fields)
     try:
         start_execution(
-            HOSTING_STATE_MACHINE_ENV,
+            StateMachine.HOSTING,
             name,
             {"ProjectName": item.project_name, "ModelVersion": version, "Action": action},
         )

@@ -23,13 +23,12 @@ from openlookout.core.errors import (
 from openlookout.core.pagination import read_page
 from openlookout.lifecycles.model import ModelStatus
 from openlookout.lifecycles.packaging_job import MESSAGES, JobStatus, record
-from openlookout.services.executions import execution_arn, start_execution
+from openlookout.services.executions import StateMachine, execution_arn, execution_name, start_execution
 from openlookout.services.models import get_model
 from openlookout.services.projects import get_project
 from openlookout.storage.conditions import lost_condition
-from openlookout.storage.tables import ModelPackagingJobItem, utcnow
+from openlookout.storage.tables import ModelPackagingJobItem, start_key
 
-PACKAGING_STATE_MACHINE_ENV = "PACKAGING_STATE_MACHINE_ARN"
 PACKAGEABLE = {ModelStatus.TRAINED, ModelStatus.HOSTED}
 NVIDIA_OPTIONS = ("gpu-code", "trt-ver", "cuda-ver")
 CPU_OPTIONS = {"mcpu", "mattr"}
@@ -135,8 +134,8 @@ def start_model_packaging_job(
         status=str(JobStatus.CREATED),
         status_message=MESSAGES[JobStatus.CREATED],
     )
-    execution = f"package-{int(utcnow().timestamp() * 1000)}-{name}"[:80]
-    job.execution_arn = execution_arn(PACKAGING_STATE_MACHINE_ENV, execution)
+    execution = execution_name("package", name)
+    job.execution_arn = execution_arn(StateMachine.PACKAGING, execution)
     try:
         job.save(condition=ModelPackagingJobItem.job_name.does_not_exist())
     except PutError as error:
@@ -149,7 +148,7 @@ def start_model_packaging_job(
         raise
     try:
         payload = {"ProjectName": project_name, "JobName": name}
-        start_execution(PACKAGING_STATE_MACHINE_ENV, execution, payload)
+        start_execution(StateMachine.PACKAGING, execution, payload)
     except Exception as error:
         # No workflow will ever finish this job: never leave it CREATED.
         record(job, JobStatus.FAILED, f"The packaging workflow could not be started: {error}")
@@ -167,7 +166,7 @@ def list_model_packaging_jobs(
     get_project(project_name)
 
     def query(after: Any, count: int) -> Iterable[ModelPackagingJobItem]:
-        start = None if after is None else {"ProjectName": {"S": project_name}, "JobName": {"S": str(after)}}
+        start = None if after is None else start_key(ModelPackagingJobItem, project_name, str(after))
         return ModelPackagingJobItem.query(
             project_name, limit=count, last_evaluated_key=start, consistent_read=True
         )

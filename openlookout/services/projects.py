@@ -12,7 +12,7 @@ from openlookout.core.errors import ConflictException, ResourceNotFoundException
 from openlookout.core.pagination import read_page
 from openlookout.settings import settings
 from openlookout.storage.conditions import lost_condition
-from openlookout.storage.tables import DatasetItem, ModelItem, ModelPackagingJobItem, ProjectItem
+from openlookout.storage.tables import DatasetItem, ModelItem, ModelPackagingJobItem, ProjectItem, start_key
 
 
 def _metadata(item: ProjectItem) -> dict[str, Any]:
@@ -63,7 +63,7 @@ def list_projects(next_token: str | None = None, max_results: int | None = None)
     account = settings().account_id
 
     def query(after: Any, count: int) -> Iterable[ProjectItem]:
-        start = None if after is None else {"AccountId": {"S": account}, "ProjectName": {"S": str(after)}}
+        start = None if after is None else start_key(ProjectItem, account, str(after))
         return ProjectItem.query(account, limit=count, last_evaluated_key=start)
 
     page, more = read_page("ListProjects", next_token, max_results, query, lambda item: item.project_name)

@@ -10,6 +10,7 @@ what creates the tables, in AWS and in `openlookout serve` alike.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from pynamodb.attributes import (
     BooleanAttribute,
@@ -37,6 +38,17 @@ class _TableName(type):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def start_key(model: type[Model], hash_key: Any, range_key: Any) -> dict[str, dict[str, Any]]:
+    """A Query's ExclusiveStartKey (PynamoDB's `last_evaluated_key`): the keys of the item to read
+    after, in DynamoDB's typed form, from the model's own key attributes."""
+    key: dict[str, dict[str, Any]] = {}
+    for attribute in model.get_attributes().values():
+        if attribute.is_hash_key or attribute.is_range_key:
+            value = hash_key if attribute.is_hash_key else range_key
+            key[attribute.attr_name] = {attribute.attr_type: attribute.serialize(value)}
+    return key
 
 
 class ProjectItem(Model):

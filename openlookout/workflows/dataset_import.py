@@ -28,7 +28,7 @@ from openlookout.services.image_checks import ImageInfo, ImageRuleError, NeedMor
 from openlookout.services.manifests import ManifestEntry, ManifestLineError, numbered_lines, parse_line
 from openlookout.settings import settings
 from openlookout.storage import s3
-from openlookout.storage.tables import DatasetEntryItem, DatasetItem, ImageStats, utcnow
+from openlookout.storage.tables import DatasetEntryItem, DatasetItem, ImageStats, start_key, utcnow
 from openlookout.workflows.caught import caught_error
 from openlookout.workflows.contracts import (
     Chunk,
@@ -220,7 +220,7 @@ def copy_entries(state: DatasetState, seconds_left: float) -> CopyProgress:
 
 
 def _entries_after(key: str, after: str | None) -> Iterator[DatasetEntryItem]:
-    start = {"DatasetKey": {"S": key}, "SourceRef": {"S": after}} if after else None
+    start = start_key(DatasetEntryItem, key, after) if after else None
     yield from DatasetEntryItem.query(key, last_evaluated_key=start, consistent_read=True)
 
 

@@ -23,8 +23,8 @@ from openlookout.lifecycles import model as model_lifecycle
 from openlookout.lifecycles.model import WORKFLOW_ENDED, ModelStatus
 from openlookout.lifecycles.packaging_job import UNSETTLED, JobStatus, record
 from openlookout.services import packaging
+from openlookout.services.executions import StateMachine, state_machine_arn
 from openlookout.services.models import get_model
-from openlookout.settings import settings
 from openlookout.workflows import dataset_import
 from openlookout.workflows.contracts import DatasetState, JobRef, ModelRef, StepError
 
@@ -61,15 +61,15 @@ def execution_ended(event: dict[str, Any]) -> dict[str, Any]:
     return {"Repaired": repair(ended)}
 
 
-def _repairs() -> dict[str | None, Callable[[ExecutionStatusChange], bool]]:
+def _repairs() -> dict[str, Callable[[ExecutionStatusChange], bool]]:
     """Each workflow's repair, by its state machine (the template gives this function all four)."""
-    config = settings()
-    return {
-        config.dataset_state_machine_arn: _repair_dataset,
-        config.training_state_machine_arn: _repair_model,
-        config.hosting_state_machine_arn: _repair_model,
-        config.packaging_state_machine_arn: _repair_packaging_job,
+    repairs = {
+        StateMachine.DATASET: _repair_dataset,
+        StateMachine.TRAINING: _repair_model,
+        StateMachine.HOSTING: _repair_model,
+        StateMachine.PACKAGING: _repair_packaging_job,
     }
+    return {state_machine_arn(machine): repair for machine, repair in repairs.items()}
 
 
 def _repair_dataset(ended: ExecutionStatusChange) -> bool:

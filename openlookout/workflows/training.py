@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from openlookout.core.artifacts import model_artifact_prefix
 from openlookout.core.observability import logger
 from openlookout.lifecycles import model as lifecycle
 from openlookout.lifecycles.model import ModelEvent
@@ -143,7 +144,7 @@ def prepare(project_name: str, model_version: int) -> dict[str, Any]:
         output_prefix=model.output_prefix or "",
         kms_key_id=model.kms_key_id,
         artifact_bucket=bucket,
-        artifact_prefix=model.artifact_prefix or f"models/{project_name}/{model_version}/",
+        artifact_prefix=model.artifact_prefix or model_artifact_prefix(project_name, model_version),
     )
     key = f"{spec.artifact_prefix}job.json"
     s3.put_text(bucket, key, json.dumps(asdict(spec)))

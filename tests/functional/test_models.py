@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError
 from PIL import Image, ImageDraw
 
 from openlookout.services import datasets, models
+from openlookout.services.executions import StateMachine
 from openlookout.storage.tables import DatasetEntryItem, DatasetItem, ImageStats, ModelItem
 from tests.functional.conftest import Caller, error_code, rejection
 from tests.functional.workflows import StateMachines
@@ -24,8 +25,8 @@ pytest.importorskip("openlookout.local.asl")
 BUCKET = "factory-images"
 PROJECT = "widgets"
 STATE_MACHINE_FOR_ENV = {
-    models.TRAINING_STATE_MACHINE_ENV: "TrainingStateMachine",
-    models.HOSTING_STATE_MACHINE_ENV: "HostingStateMachine",
+    StateMachine.TRAINING: "TrainingStateMachine",
+    StateMachine.HOSTING: "HostingStateMachine",
 }
 
 

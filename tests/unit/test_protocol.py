@@ -195,36 +195,32 @@ def _parse_error(response: dict, operation: str = "CreateProject") -> dict:
 
 
 @pytest.mark.parametrize(
-    ("error", "status", "members"),
+    ("error", "members"),
     [
-        (errors.ValidationException("bad"), 400, {}),
-        (errors.AccessDeniedException("no"), 403, {}),
+        (errors.ValidationException("bad"), {}),
+        (errors.AccessDeniedException("no"), {}),
         (
             errors.ResourceNotFoundException("gone", "p", errors.ResourceType.PROJECT),
-            404,
             {"ResourceId": "p", "ResourceType": "PROJECT"},
         ),
         (
             errors.ConflictException("busy", "p", errors.ResourceType.DATASET),
-            409,
             {"ResourceId": "p", "ResourceType": "DATASET"},
         ),
         (
             errors.ServiceQuotaExceededException("many", "L-1", "p", errors.ResourceType.MODEL),
-            402,
             {"QuotaCode": "L-1", "ServiceCode": "lookoutvision", "ResourceId": "p", "ResourceType": "MODEL"},
         ),
         (
             errors.ThrottlingException("slow down", 7, "L-2"),
-            429,
             {"RetryAfterSeconds": 7, "QuotaCode": "L-2", "ServiceCode": "lookoutvision"},
         ),
-        (errors.InternalServerException("oops", 3), 500, {"RetryAfterSeconds": 3}),
+        (errors.InternalServerException("oops", 3), {"RetryAfterSeconds": 3}),
     ],
 )
-def test_every_error_shape_parses_in_botocore(error, status, members):
+def test_every_error_shape_parses_in_botocore(error, members):
     response = error_response(error, "req-9")
-    assert response["statusCode"] == status
+    assert response["statusCode"] == error.status_code
     assert response["headers"]["x-amzn-RequestId"] == "req-9"
     parsed = _parse_error(response)
     assert parsed["Error"]["Code"] == error.code
@@ -237,3 +233,10 @@ def test_every_error_shape_parses_in_botocore(error, status, members):
 def test_all_seven_model_errors_are_implemented():
     modelled = {shape for shape in service_model().error_shapes}
     assert {e.code for e in errors.ALL_ERRORS} == {s.name for s in modelled}
+
+
+def test_every_error_answers_the_status_code_of_the_service_model():
+    # errors.py states each code once for the service; the service model is the contract it must match.
+    shapes = {shape.name: shape for shape in service_model().error_shapes}
+    for error in errors.ALL_ERRORS:
+        assert error.status_code == shapes[error.code].metadata["error"]["httpStatusCode"], error.code

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import os
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -64,19 +66,22 @@ def test_an_execution_arn_is_never_invented(monkeypatch: pytest.MonkeyPatch) -> 
     arn = "arn:aws:states:us-east-1:123456789012:stateMachine:Training"
     monkeypatch.setenv("TRAINING_STATE_MACHINE_ARN", arn)
     assert (
-        executions.execution_arn("TRAINING_STATE_MACHINE_ARN", "m-1")
+        executions.execution_arn(executions.StateMachine.TRAINING, "m-1")
         == arn.replace(":stateMachine:", ":execution:") + ":m-1"
     )
     monkeypatch.delenv("TRAINING_STATE_MACHINE_ARN")
     with pytest.raises(ConfigurationError, match="TRAINING_STATE_MACHINE_ARN is not set"):
-        executions.execution_arn("TRAINING_STATE_MACHINE_ARN", "m-1")
+        executions.execution_arn(executions.StateMachine.TRAINING, "m-1")
 
 
 def test_every_function_of_the_template_gets_a_valid_environment_locally(tmp_path: Path) -> None:
     template = Template(TEMPLATE, LocalNames(secret=SecretStore(tmp_path / "secret.json")))
     functions = template.functions()
     for logical_id in functions:
-        Settings.from_environment({"AWS_REGION": "us-east-1", **template.environment_of(logical_id)})
+        with mock.patch.dict(
+            os.environ, {"AWS_REGION": "us-east-1", **template.environment_of(logical_id)}, clear=True
+        ):
+            Settings()
     # The functions that start a workflow (and record its execution's ARN first) are given its ARN.
     for logical_id, variable in [
         ("CreateModelFunction", "TRAINING_STATE_MACHINE_ARN"),

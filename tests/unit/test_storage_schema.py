@@ -50,3 +50,13 @@ def test_idempotency_table_matches_powertools_defaults():
     assert _template_key_schema("IdempotencyTable") == {"HASH": ("id", "S")}
     props = resources("AWS::DynamoDB::Table")["IdempotencyTable"]["Properties"]
     assert props["TimeToLiveSpecification"]["AttributeName"] == "expiration"
+
+
+def test_a_start_key_is_the_items_keys_in_dynamodbs_typed_form() -> None:
+    from openlookout.storage.tables import DatasetEntryItem, ModelItem, start_key
+
+    assert start_key(ModelItem, "widgets", 3) == {"ProjectName": {"S": "widgets"}, "ModelVersion": {"N": "3"}}
+    assert start_key(DatasetEntryItem, "k", "s3://b/a.png") == {
+        "DatasetKey": {"S": "k"},
+        "SourceRef": {"S": "s3://b/a.png"},
+    }
