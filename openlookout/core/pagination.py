@@ -14,7 +14,7 @@ import hmac
 import json
 from collections.abc import Callable, Iterable
 from itertools import islice
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 from openlookout.core.errors import ValidationException
 from openlookout.settings import settings
@@ -53,13 +53,17 @@ def page_size(max_results: int | None, default: int = 100) -> int:
     return default if max_results is None else max_results
 
 
+class NextPage(TypedDict, total=False):
+    NextToken: str
+
+
 def read_page(
     scope: str,
     next_token: str | None,
     max_results: int | None,
     query: Callable[[Any, int], Iterable[Item]],
     position: Callable[[Item], Any],
-) -> tuple[list[Item], dict[str, str]]:
+) -> tuple[list[Item], NextPage]:
     """One page of a listing: `query(after, count)` yields items after the token's position (None
     on the first page); one more than asked tells whether a next page exists, so the last page has
     no NextToken. Returns the page and `{"NextToken": ...}` or `{}`, to spread into the answer."""
@@ -67,5 +71,5 @@ def read_page(
     limit = page_size(max_results)
     items = list(islice(query(after, limit + 1), limit + 1))
     if len(items) <= limit:
-        return items, {}
+        return items, NextPage()
     return items[:limit], {"NextToken": encode_token(scope, {"after": position(items[limit - 1])})}

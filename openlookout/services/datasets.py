@@ -13,7 +13,7 @@ import secrets
 import time
 from collections.abc import Iterator, Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from pynamodb.exceptions import PutError, UpdateError
 
@@ -28,12 +28,22 @@ from openlookout.lifecycles.dataset import (
     Operation,
     dataset_id,
 )
+from openlookout.services.answers import (
+    CreateDatasetAnswer,
+    DescribeDatasetAnswer,
+    Empty,
+    ListDatasetEntriesAnswer,
+    UpdateDatasetEntriesAnswer,
+)
 from openlookout.services.executions import StateMachine, execution_name, start_execution
-from openlookout.services.projects import get_project
+from openlookout.services.projects import dataset_metadata, get_project
 from openlookout.settings import settings
 from openlookout.storage import s3
 from openlookout.storage.conditions import lost_condition
 from openlookout.storage.tables import DatasetEntryItem, DatasetItem, start_key
+
+if TYPE_CHECKING:
+    from mypy_boto3_lookoutvision.literals import DatasetStatusType
 
 MAX_IMAGES = {"train": 16_000, "test": 4_000}  # L4V's limits per dataset type
 
@@ -91,18 +101,9 @@ def workflow_input(
 # ------------------------------------------------------------------ operations
 
 
-def _metadata(item: DatasetItem) -> dict[str, Any]:
-    return {
-        "DatasetType": item.dataset_type,
-        "CreationTimestamp": item.created_at,
-        "Status": item.status,
-        "StatusMessage": item.status_message,
-    }
-
-
 def create_dataset(
     project_name: str, dataset_type: str, dataset_source: Mapping[str, Any] | None = None
-) -> dict[str, Any]:
+) -> CreateDatasetAnswer:
     get_project(project_name)
     manifest = ((dataset_source or {}).get("GroundTruthManifest") or {}).get("S3Object")
     if manifest:
@@ -130,7 +131,7 @@ def create_dataset(
                 ResourceType.DATASET,
             ) from None
         raise
-    metadata = _metadata(item)  # as created: the update below reads back what the workflow wrote since
+    metadata = dataset_metadata(item)  # as created: the update below reads back what the workflow wrote since
     if manifest:
         source = {key: manifest.get(key) for key in ("Bucket", "Key", "VersionId")}
         try:
@@ -142,7 +143,7 @@ def create_dataset(
     return {"DatasetMetadata": metadata}
 
 
-def describe_dataset(project_name: str, dataset_type: str) -> dict[str, Any]:
+def describe_dataset(project_name: str, dataset_type: str) -> DescribeDatasetAnswer:
     item = get_dataset(project_name, dataset_type)
     stats = item.image_stats
     return {
@@ -151,7 +152,7 @@ def describe_dataset(project_name: str, dataset_type: str) -> dict[str, Any]:
             "DatasetType": item.dataset_type,
             "CreationTimestamp": item.created_at,
             "LastUpdatedTimestamp": item.updated_at,
-            "Status": item.status,
+            "Status": cast("DatasetStatusType", item.status),
             "StatusMessage": item.status_message,
             "ImageStats": {
                 "Total": int(stats.total),
@@ -163,7 +164,7 @@ def describe_dataset(project_name: str, dataset_type: str) -> dict[str, Any]:
     }
 
 
-def delete_dataset(project_name: str, dataset_type: str) -> dict[str, Any]:
+def delete_dataset(project_name: str, dataset_type: str) -> Empty:
     item = get_dataset(project_name, dataset_type)
     lifecycle.remove(item)
     # The entries go asynchronously: a new dataset of this type gets a new generation anyway.
@@ -185,7 +186,9 @@ def _record_execution(item: DatasetItem, execution_arn: str) -> None:
             raise
 
 
-def update_dataset_entries(project_name: str, dataset_type: str, changes: bytes) -> dict[str, Any]:
+def update_dataset_entries(
+    project_name: str, dataset_type: str, changes: bytes
+) -> UpdateDatasetEntriesAnswer:
     item = get_dataset(project_name, dataset_type)
     lifecycle.next_status(item, DatasetEvent.UPDATE)  # refused before anything is staged
     generation = new_generation()
@@ -204,7 +207,7 @@ def update_dataset_entries(project_name: str, dataset_type: str, changes: bytes)
         lifecycle.change(item, DatasetEvent.UPDATE_NOT_STARTED, lifecycle.UPDATE_NOT_STARTED_MESSAGE)
         raise
     _record_execution(item, execution_arn)
-    return {"Status": str(DatasetStatus.UPDATE_IN_PROGRESS)}
+    return {"Status": cast("DatasetStatusType", str(DatasetStatus.UPDATE_IN_PROGRESS))}
 
 
 def list_dataset_entries(
@@ -217,7 +220,7 @@ def list_dataset_entries(
     source_ref_contains: str | None = None,
     next_token: str | None = None,
     max_results: int | None = None,
-) -> dict[str, Any]:
+) -> ListDatasetEntriesAnswer:
     item = get_dataset(project_name, dataset_type)
     filters = {
         "labeled": labeled,

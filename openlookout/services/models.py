@@ -7,7 +7,7 @@ openlookout/lifecycles/model.py; a lost race there is a ConflictException.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from pynamodb.exceptions import UpdateError
 
@@ -25,12 +25,25 @@ from openlookout.core.s3_names import check_location
 from openlookout.lifecycles import model as lifecycle
 from openlookout.lifecycles.dataset import UPDATABLE
 from openlookout.lifecycles.model import MESSAGES, ModelEvent, ModelStatus
+from openlookout.services.answers import (
+    CreateModelAnswer,
+    DeleteModelAnswer,
+    DescribeModelAnswer,
+    ListModelsAnswer,
+    StartModelAnswer,
+    StopModelAnswer,
+    structure,
+)
 from openlookout.services.executions import StateMachine, execution_arn, execution_name, start_execution
 from openlookout.services.projects import get_project
 from openlookout.settings import settings
 from openlookout.storage import s3
 from openlookout.storage.conditions import lost_condition
 from openlookout.storage.tables import DatasetItem, ModelItem, ProjectItem, start_key
+
+if TYPE_CHECKING:
+    from mypy_boto3_lookoutvision.literals import ModelHostingStatusType
+    from mypy_boto3_lookoutvision.type_defs import ModelDescriptionTypeDef, ModelMetadataTypeDef
 
 INFERENCE_UNITS_QUOTA_CODE = "L-INFERENCE-UNITS"
 
@@ -70,24 +83,26 @@ def _version_text(item: ModelItem) -> str:
     return str(int(item.model_version))
 
 
-def _metadata(item: ModelItem) -> dict[str, Any]:
-    return {
-        "CreationTimestamp": item.created_at,
-        "ModelVersion": _version_text(item),
-        "ModelArn": item.model_arn,
-        "Description": item.description,
-        "Status": item.status,
-        "StatusMessage": item.status_message,
-        "Performance": item.performance,
-    }
+def _metadata(item: ModelItem) -> ModelMetadataTypeDef:
+    return structure(
+        {
+            "CreationTimestamp": item.created_at,
+            "ModelVersion": _version_text(item),
+            "ModelArn": item.model_arn,
+            "Description": item.description,
+            "Status": item.status,
+            "StatusMessage": item.status_message,
+            "Performance": item.performance,
+        }
+    )
 
 
 def _location(bucket: str | None, key: str | None) -> dict[str, str] | None:
     return {"Bucket": bucket, "Key": key} if bucket and key else None
 
 
-def describe(item: ModelItem) -> dict[str, Any]:
-    description: dict[str, Any] = {
+def describe(item: ModelItem) -> ModelDescriptionTypeDef:
+    description = {
         **_metadata(item),
         "OutputConfig": {"S3Location": {"Bucket": item.output_bucket, "Prefix": item.output_prefix or ""}},
         "EvaluationManifest": _location(item.output_bucket, item.evaluation_manifest_key),
@@ -99,7 +114,7 @@ def describe(item: ModelItem) -> dict[str, Any]:
     }
     if item.output_bucket is None:
         description.pop("OutputConfig")
-    return description
+    return structure(description)
 
 
 # ------------------------------------------------------------------ workflows
@@ -154,7 +169,7 @@ def create_model(
     description: str | None = None,
     kms_key_id: str | None = None,
     tags: Sequence[Mapping[str, str]] = (),
-) -> dict[str, Any]:
+) -> CreateModelAnswer:
     location = output_config["S3Location"]
     check_location(location["Bucket"], location.get("Prefix") or "", "output location")
     get_project(project_name)
@@ -186,13 +201,13 @@ def create_model(
     return {"ModelMetadata": metadata}
 
 
-def describe_model(project_name: str, model_version: str) -> dict[str, Any]:
+def describe_model(project_name: str, model_version: str) -> DescribeModelAnswer:
     return {"ModelDescription": describe(get_model(project_name, model_version))}
 
 
 def list_models(
     project_name: str, next_token: str | None = None, max_results: int | None = None
-) -> dict[str, Any]:
+) -> ListModelsAnswer:
     get_project(project_name)
 
     def query(after: Any, count: int) -> Iterable[ModelItem]:
@@ -205,7 +220,7 @@ def list_models(
     return {"Models": [_metadata(item) for item in page], **more}
 
 
-def delete_model(project_name: str, model_version: str) -> dict[str, Any]:
+def delete_model(project_name: str, model_version: str) -> DeleteModelAnswer:
     item = get_model(project_name, model_version)
     lifecycle.change(item, ModelEvent.DELETE)
     if item.artifact_prefix:
@@ -216,14 +231,14 @@ def delete_model(project_name: str, model_version: str) -> dict[str, Any]:
 
 def start_model(
     project_name: str, model_version: str, min_units: int, max_units: int | None = None
-) -> dict[str, Any]:
+) -> StartModelAnswer:
     if max_units is not None and max_units < min_units:
         raise ValidationException(
             f"MaxInferenceUnits ({max_units}) must be at least MinInferenceUnits ({min_units})."
         )
     item = get_model(project_name, model_version)
     if lifecycle.next_status(item, ModelEvent.START) == item.status:  # already running
-        return {"Status": str(item.status)}
+        return {"Status": cast("ModelHostingStatusType", str(item.status))}
     limit = settings().max_inference_units
     if max(min_units, max_units or 0) > limit:
         raise ServiceQuotaExceededException(
@@ -235,13 +250,13 @@ def start_model(
     _start_hosting_workflow(
         item, "start", ModelEvent.START, min_inference_units=min_units, max_inference_units=max_units
     )
-    return {"Status": str(ModelStatus.STARTING_HOSTING)}
+    return {"Status": cast("ModelHostingStatusType", str(ModelStatus.STARTING_HOSTING))}
 
 
-def stop_model(project_name: str, model_version: str) -> dict[str, Any]:
+def stop_model(project_name: str, model_version: str) -> StopModelAnswer:
     item = get_model(project_name, model_version)
     _start_hosting_workflow(item, "stop", ModelEvent.STOP)
-    return {"Status": str(ModelStatus.STOPPING_HOSTING)}
+    return {"Status": cast("ModelHostingStatusType", str(ModelStatus.STOPPING_HOSTING))}
 
 
 def _start_hosting_workflow(item: ModelItem, action: str, event: ModelEvent, **fields: Any) -> None:

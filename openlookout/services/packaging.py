@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pynamodb.exceptions import PutError
 
@@ -23,11 +23,23 @@ from openlookout.core.errors import (
 from openlookout.core.pagination import read_page
 from openlookout.lifecycles.model import ModelStatus
 from openlookout.lifecycles.packaging_job import MESSAGES, JobStatus, record
+from openlookout.services.answers import (
+    DescribeModelPackagingJobAnswer,
+    ListModelPackagingJobsAnswer,
+    StartModelPackagingJobAnswer,
+    structure,
+)
 from openlookout.services.executions import StateMachine, execution_arn, execution_name, start_execution
 from openlookout.services.models import get_model
 from openlookout.services.projects import get_project
 from openlookout.storage.conditions import lost_condition
 from openlookout.storage.tables import ModelPackagingJobItem, start_key
+
+if TYPE_CHECKING:
+    from mypy_boto3_lookoutvision.type_defs import (
+        ModelPackagingDescriptionTypeDef,
+        ModelPackagingJobMetadataTypeDef,
+    )
 
 PACKAGEABLE = {ModelStatus.TRAINED, ModelStatus.HOSTED}
 NVIDIA_OPTIONS = ("gpu-code", "trt-ver", "cuda-ver")
@@ -85,25 +97,27 @@ def get_job(project_name: str, job_name: str) -> ModelPackagingJobItem:
         ) from None
 
 
-def _metadata(job: ModelPackagingJobItem) -> dict[str, Any]:
-    return {
-        "JobName": job.job_name,
-        "ProjectName": job.project_name,
-        "ModelVersion": str(int(job.model_version)),
-        "ModelPackagingJobDescription": job.description,
-        "ModelPackagingMethod": job.method,
-        "Status": job.status,
-        "StatusMessage": job.status_message,
-        "CreationTimestamp": job.created_at,
-        "LastUpdatedTimestamp": job.updated_at,
-    }
+def _metadata(job: ModelPackagingJobItem) -> ModelPackagingJobMetadataTypeDef:
+    return structure(
+        {
+            "JobName": job.job_name,
+            "ProjectName": job.project_name,
+            "ModelVersion": str(int(job.model_version)),
+            "ModelPackagingJobDescription": job.description,
+            "ModelPackagingMethod": job.method,
+            "Status": job.status,
+            "StatusMessage": job.status_message,
+            "CreationTimestamp": job.created_at,
+            "LastUpdatedTimestamp": job.updated_at,
+        }
+    )
 
 
-def describe(job: ModelPackagingJobItem) -> dict[str, Any]:
+def describe(job: ModelPackagingJobItem) -> ModelPackagingDescriptionTypeDef:
     described = {**_metadata(job), "ModelPackagingConfiguration": job.configuration}
     if job.output:
         described["ModelPackagingOutputDetails"] = {"Greengrass": job.output}
-    return described
+    return structure(described)
 
 
 # ------------------------------------------------------------------ operations
@@ -115,7 +129,7 @@ def start_model_packaging_job(
     configuration: Mapping[str, Any],
     job_name: str | None = None,
     description: str | None = None,
-) -> dict[str, Any]:
+) -> StartModelPackagingJobAnswer:
     check_configuration(configuration["Greengrass"])
     model = get_model(project_name, model_version)
     if model.status not in PACKAGEABLE:
@@ -156,13 +170,13 @@ def start_model_packaging_job(
     return {"JobName": name}
 
 
-def describe_model_packaging_job(project_name: str, job_name: str) -> dict[str, Any]:
+def describe_model_packaging_job(project_name: str, job_name: str) -> DescribeModelPackagingJobAnswer:
     return {"ModelPackagingDescription": describe(get_job(project_name, job_name))}
 
 
 def list_model_packaging_jobs(
     project_name: str, next_token: str | None = None, max_results: int | None = None
-) -> dict[str, Any]:
+) -> ListModelPackagingJobsAnswer:
     get_project(project_name)
 
     def query(after: Any, count: int) -> Iterable[ModelPackagingJobItem]:

@@ -3,24 +3,46 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pynamodb.exceptions import DeleteError, PutError
 
 from openlookout.core.arns import project_arn
 from openlookout.core.errors import ConflictException, ResourceNotFoundException, ResourceType
 from openlookout.core.pagination import read_page
+from openlookout.services.answers import (
+    CreateProjectAnswer,
+    DeleteProjectAnswer,
+    DescribeProjectAnswer,
+    ListProjectsAnswer,
+    structure,
+)
 from openlookout.settings import settings
 from openlookout.storage.conditions import lost_condition
 from openlookout.storage.tables import DatasetItem, ModelItem, ModelPackagingJobItem, ProjectItem, start_key
 
+if TYPE_CHECKING:
+    from mypy_boto3_lookoutvision.type_defs import DatasetMetadataTypeDef, ProjectMetadataTypeDef
 
-def _metadata(item: ProjectItem) -> dict[str, Any]:
-    return {
+
+def _metadata(item: ProjectItem) -> ProjectMetadataTypeDef:
+    return {  # every member is always set
         "ProjectArn": item.project_arn,
         "ProjectName": item.project_name,
         "CreationTimestamp": item.created_at,
     }
+
+
+def dataset_metadata(item: DatasetItem) -> DatasetMetadataTypeDef:
+    """A dataset as DescribeProject lists it and CreateDataset answers it."""
+    return structure(
+        {
+            "DatasetType": item.dataset_type,
+            "CreationTimestamp": item.created_at,
+            "Status": item.status,
+            "StatusMessage": item.status_message,
+        }
+    )
 
 
 def get_project(project_name: str) -> ProjectItem:
@@ -32,7 +54,7 @@ def get_project(project_name: str) -> ProjectItem:
         ) from None
 
 
-def create_project(project_name: str) -> dict[str, Any]:
+def create_project(project_name: str) -> CreateProjectAnswer:
     item = ProjectItem(settings().account_id, project_name, project_arn=project_arn(project_name))
     try:
         item.save(condition=ProjectItem.project_name.does_not_exist())
@@ -45,21 +67,15 @@ def create_project(project_name: str) -> dict[str, Any]:
     return {"ProjectMetadata": _metadata(item)}
 
 
-def describe_project(project_name: str) -> dict[str, Any]:
+def describe_project(project_name: str) -> DescribeProjectAnswer:
     item = get_project(project_name)
     datasets = [
-        {
-            "DatasetType": dataset.dataset_type,
-            "CreationTimestamp": dataset.created_at,
-            "Status": dataset.status,
-            "StatusMessage": dataset.status_message,
-        }
-        for dataset in DatasetItem.query(project_name, consistent_read=True)
+        dataset_metadata(dataset) for dataset in DatasetItem.query(project_name, consistent_read=True)
     ]
     return {"ProjectDescription": {**_metadata(item), "Datasets": datasets}}
 
 
-def list_projects(next_token: str | None = None, max_results: int | None = None) -> dict[str, Any]:
+def list_projects(next_token: str | None = None, max_results: int | None = None) -> ListProjectsAnswer:
     account = settings().account_id
 
     def query(after: Any, count: int) -> Iterable[ProjectItem]:
@@ -70,7 +86,7 @@ def list_projects(next_token: str | None = None, max_results: int | None = None)
     return {"Projects": [_metadata(item) for item in page], **more}
 
 
-def delete_project(project_name: str) -> dict[str, Any]:
+def delete_project(project_name: str) -> DeleteProjectAnswer:
     item = get_project(project_name)
     datasets = [d.dataset_type for d in DatasetItem.query(project_name, consistent_read=True)]
     models = ModelItem.count(project_name, consistent_read=True)

@@ -14,6 +14,7 @@ from openlookout.core.errors import (
     ServiceQuotaExceededException,
     ValidationException,
 )
+from openlookout.services.answers import Empty, ListTagsForResourceAnswer
 from openlookout.storage.conditions import lost_condition
 from openlookout.storage.tables import ModelItem
 
@@ -57,7 +58,7 @@ def _save_tags(resource_arn: str, change: Any) -> None:
     )
 
 
-def tag_resource(resource_arn: str, tags: list[dict[str, str]]) -> dict[str, Any]:
+def tag_resource(resource_arn: str, tags: list[dict[str, str]]) -> Empty:
     for tag in tags:
         if tag["Key"].lower().startswith("aws:"):
             raise ValidationException(f"The tag key {tag['Key']} uses the reserved prefix aws:.")
@@ -77,7 +78,7 @@ def tag_resource(resource_arn: str, tags: list[dict[str, str]]) -> dict[str, Any
     return {}
 
 
-def untag_resource(resource_arn: str, tag_keys: list[str]) -> dict[str, Any]:
+def untag_resource(resource_arn: str, tag_keys: list[str]) -> Empty:
     def remove(current: dict[str, str]) -> None:
         for key in tag_keys:
             current.pop(key, None)
@@ -86,7 +87,7 @@ def untag_resource(resource_arn: str, tag_keys: list[str]) -> dict[str, Any]:
     return {}
 
 
-def list_tags_for_resource(resource_arn: str) -> dict[str, Any]:
+def list_tags_for_resource(resource_arn: str) -> ListTagsForResourceAnswer:
     item = _model_for(resource_arn)
     tags = _tags_of(item)
     return {"Tags": [{"Key": k, "Value": v} for k, v in sorted(tags.items())]}

@@ -240,3 +240,14 @@ def test_every_error_answers_the_status_code_of_the_service_model():
     shapes = {shape.name: shape for shape in service_model().error_shapes}
     for error in errors.ALL_ERRORS:
         assert error.status_code == shapes[error.code].metadata["error"]["httpStatusCode"], error.code
+
+
+def test_every_answer_type_has_exactly_the_members_of_the_operations_output_shape():
+    from openlookout.services.answers import ANSWERS
+
+    model = service_model()
+    assert set(ANSWERS) == set(model.operation_names)
+    for operation, answer in ANSWERS.items():
+        output = model.operation_model(operation).output_shape
+        assert set(answer.__annotations__) == set(output.members), operation
+        assert answer.__required_keys__ >= set(output.required_members), operation
