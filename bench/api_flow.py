@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from examples.walkthrough import local_service, upload_with_tool  # noqa: E402
-from openlookout.ml.metrics import auroc  # noqa: E402
+from openlookout.ml.evaluation.metrics import auroc  # noqa: E402
 
 
 def _wait(describe: Any, done: set[str]) -> tuple[dict[str, Any], float]:

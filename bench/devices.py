@@ -26,14 +26,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.engine import load_dataset
 from bench.suite import split
-from openlookout.ml.config import EngineConfig
-from openlookout.ml.inference import Detector
-from openlookout.ml.metrics import auroc
+from openlookout.ml.evaluation.metrics import auroc
+from openlookout.ml.patchcore.config import EngineConfig
+from openlookout.ml.serving.inference import Detector
 
 
 def train_on(device: str, data: Path, protocol: str, work: Path) -> dict[str, Any]:
     """Train on one device, export, and score the protocol's test images on the CPU."""
-    from openlookout.ml.training import train
+    from openlookout.ml.patchcore.training import train
 
     normals, tests = load_dataset(data)
     anomalies, tests = split(tests, protocol)

@@ -25,10 +25,11 @@ from PIL import Image
 from openlookout.edge import edge_agent_pb2 as pb
 from openlookout.edge import edge_agent_pb2_grpc as pb_grpc
 from openlookout.edge.agent import DETECT_MS_METADATA
-from openlookout.ml.inference import Detector
+from openlookout.ml.serving.inference import Detector
 
 TRAIN = (
-    "from openlookout.ml.training import train; import sys, pathlib; d = pathlib.Path(sys.argv[1]); "
+    "from openlookout.ml.patchcore.training import train; import sys, pathlib; "
+    "d = pathlib.Path(sys.argv[1]); "
     "train(sorted((d / 'train' / 'good').glob('*.*'))[: int(sys.argv[3])]).export(sys.argv[2])"
 )
 

@@ -23,10 +23,12 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from openlookout.ml.config import EngineConfig
-from openlookout.ml.evaluation import TestSample, evaluate
-from openlookout.ml.images import open_image
-from openlookout.ml.inference import Detector
+from openlookout.ml.evaluation.evaluate import evaluate
+from openlookout.ml.evaluation.report import write_report
+from openlookout.ml.evaluation.results import TestSample
+from openlookout.ml.patchcore.config import EngineConfig
+from openlookout.ml.serving.images import open_image
+from openlookout.ml.serving.inference import Detector
 
 IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 
@@ -125,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from openlookout.ml.training import train
+    from openlookout.ml.patchcore.training import train
 
     torch.set_num_threads(args.threads)
     name = args.data.resolve().name
@@ -159,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     eval_s = time.perf_counter() - t
     ev.write_manifest(out / f"EvaluationManifest-{name}-1.json", project_name=name, model_version="1")
     ev.write_result(out / f"EvaluationResult-{name}-1.json")
-    ev.write_report(out / "report")
+    write_report(ev, out / "report")
 
     lat = [latency(out / "model", tests[0].image, args.runs, th) for th in (1, 2)]  # type: ignore[arg-type]
     m = ev.metrics
@@ -202,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def per_defect(ev: object) -> dict[str, float]:
-    from openlookout.ml.metrics import auroc
+    from openlookout.ml.evaluation.metrics import auroc
 
     images = ev.images  # type: ignore[attr-defined]
     normal = [r.raw_score for r in images if not r.label]

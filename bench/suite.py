@@ -34,10 +34,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.engine import cpu_name, load_dataset
-from openlookout.ml.config import EngineConfig
-from openlookout.ml.evaluation import TestSample, evaluate
-from openlookout.ml.inference import Detector
-from openlookout.ml.metrics import auroc
+from openlookout.ml.evaluation.evaluate import evaluate
+from openlookout.ml.evaluation.metrics import auroc
+from openlookout.ml.evaluation.results import TestSample
+from openlookout.ml.patchcore.config import EngineConfig
+from openlookout.ml.serving.inference import Detector
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -82,7 +83,7 @@ def graph_p50(model_dir: Path, runs: int = 60) -> float:
 
 
 def run_one(data: Path, protocol: str, cfg: dict[str, Any], work: Path) -> dict[str, Any]:
-    from openlookout.ml.training import train
+    from openlookout.ml.patchcore.training import train
 
     train_paths, tests = load_dataset(data)
     anomalies, rest = split(tests, protocol)

@@ -485,7 +485,7 @@ Run it anywhere onnxruntime runs, with the `openlookout` package (it decodes and
 image exactly as training did, and answers L4V's DetectAnomalyResult):
 
 ```python
-from openlookout.ml.inference import Detector
+from openlookout.ml.serving.inference import Detector
 detector = Detector.load(".")               # this folder
 result = detector.detect(open("part.jpg", "rb").read())
 print(result.is_anomalous, result.confidence, result.to_l4v()["Anomalies"])

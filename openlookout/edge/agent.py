@@ -1,7 +1,7 @@
 """`openlookout edge-agent`: Lookout for Vision's EdgeAgent gRPC API on a Unix socket.
 
 It serves every model found under --models (an unpacked model component, or a folder holding
-model.onnx + model.json) through `openlookout.ml.inference.Detector`, the same preprocessing and
+model.onnx + model.json) through `openlookout.ml.serving.inference.Detector`, the same preprocessing and
 graph as the cloud's DetectAnomalies. Needs grpcio, protobuf, onnxruntime, numpy and Pillow only.
 """
 
@@ -25,7 +25,7 @@ import numpy as np
 from openlookout.edge import edge_agent_pb2 as pb
 from openlookout.edge import edge_agent_pb2_grpc as pb_grpc
 from openlookout.edge.command import DEFAULT_SOCKET
-from openlookout.ml.inference import DetectionResult, Detector
+from openlookout.ml.serving.inference import DetectionResult, Detector
 
 log = logging.getLogger("openlookout.edge")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from openlookout.ml.image_header import InvalidImageError, read_header
+from openlookout.ml.serving.image_header import InvalidImageError, read_header
 
 MIN_SIDE = 64
 MAX_SIDE = 4096

@@ -45,7 +45,7 @@ def model_cache_dir() -> Path:
 
 def _detector(model: ModelItem) -> Any:
     """The model's Detector, loaded once per process (an execution environment, or `serve`)."""
-    from openlookout.ml.inference import Detector
+    from openlookout.ml.serving.inference import Detector
 
     key = (model.project_name, int(model.model_version))
     detector = _detectors.get(key)
@@ -111,7 +111,7 @@ def detect_anomalies(project_name: str, model_version: str, content_type: str, b
 def _detect(
     metrics: EphemeralMetrics, project_name: str, model_version: str, content_type: str, body: bytes
 ) -> dict[str, Any]:
-    from openlookout.ml.images import InvalidImageError
+    from openlookout.ml.serving.images import InvalidImageError
 
     model = get_model(project_name, model_version)
     metrics.add_dimension(name="ProjectName", value=project_name)

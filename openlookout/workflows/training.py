@@ -170,24 +170,6 @@ def _download(uri: str, directory: Path) -> Path:
     return path
 
 
-def _split_mask(path: Path, colors: dict[str, str]) -> list[tuple[Any, str | None, str | None]]:
-    """Per-class binary masks (0/255) from an L4V colour mask; one unnamed mask when no map is known."""
-    import numpy as np
-    from PIL import Image
-
-    rgb = np.asarray(Image.open(path).convert("RGB")).astype(np.int16)
-    painted = ~np.all(rgb >= 250, axis=-1) & ~np.all(rgb <= 5, axis=-1)
-    parts: list[tuple[Any, str | None, str | None]] = []
-    for color, name in colors.items():
-        target = np.array([int(color[i : i + 2], 16) for i in (1, 3, 5)], dtype=np.int16)
-        hit = np.all(np.abs(rgb - target) <= 8, axis=-1)
-        if hit.any():
-            parts.append(((hit * 255).astype(np.uint8), name, color))
-    if not parts and painted.any():
-        parts.append(((painted * 255).astype(np.uint8), None, None))
-    return parts
-
-
 def _download_all(spec: JobSpec, work: Path, log: Callable[[str], None]) -> dict[str, Path]:
     """Every image and mask of the spec, in `work`, by URI."""
     images = spec.train + spec.test
@@ -199,11 +181,12 @@ def _download_all(spec: JobSpec, work: Path, log: Callable[[str], None]) -> dict
 
 def _labeled_anomalies(spec: JobSpec, local: dict[str, Path]) -> list[Any]:
     """The train set's anomalous images, one per anomaly class of its masks (or one without a mask)."""
-    from openlookout.ml.training import LabeledAnomaly
+    from openlookout.ml.patchcore.training import LabeledAnomaly
+    from openlookout.ml.serving.masks import split_by_color
 
     anomalies: list[LabeledAnomaly] = []
     for image in (i for i in spec.train if i.anomalous):
-        parts = [p for m in image.masks for p in _split_mask(local[m.uri], m.colors)]
+        parts = [p for m in image.masks for p in split_by_color(local[m.uri], m.colors)]
         if not parts:
             anomalies.append(LabeledAnomaly(str(local[image.uri])))
         for mask, name, color in parts:
@@ -214,16 +197,17 @@ def _labeled_anomalies(spec: JobSpec, local: dict[str, Path]) -> list[Any]:
 def _test_samples(spec: JobSpec, local: dict[str, Path]) -> list[Any]:
     import numpy as np
 
-    from openlookout.ml.evaluation import TestSample
+    from openlookout.ml.evaluation.results import TestSample
+    from openlookout.ml.serving.masks import split_by_color
 
     samples = []
     for image in spec.test:
         mask, class_name = None, None
         if image.masks:
-            parts = _split_mask(local[image.masks[0].uri], image.masks[0].colors)
+            parts = split_by_color(local[image.masks[0].uri], image.masks[0].colors)
             if parts:
-                mask = np.maximum.reduce([p[0] for p in parts])
-                class_name = parts[0][1]  # the report's per-class histograms
+                mask = np.maximum.reduce([p.mask for p in parts])
+                class_name = parts[0].class_name  # the report's per-class histograms
         samples.append(TestSample(str(local[image.uri]), image.anomalous, mask, class_name, image.uri))
     return samples
 
@@ -231,6 +215,8 @@ def _test_samples(spec: JobSpec, local: dict[str, Path]) -> list[Any]:
 def _write_evaluation(spec: JobSpec, evaluation: Any, work: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """L4V's evaluation manifest and result, and the report, into the output location; returns
     what Finish records and the aggregated metrics."""
+    from openlookout.ml.evaluation.report import write_report
+
     names = f"{spec.project_name}-{spec.model_version}"
     manifest_key = f"{spec.output_prefix}EvaluationManifest-{names}.json"
     result_key = f"{spec.output_prefix}EvaluationResult-{names}.json"
@@ -245,7 +231,7 @@ def _write_evaluation(spec: JobSpec, evaluation: Any, work: Path) -> tuple[dict[
     put_file(spec.output_bucket, manifest_key, work / "manifest.jsonl", **encryption)
     put_file(spec.output_bucket, result_key, work / "result.json", **encryption)
     report = work / "report"
-    for path in evaluation.write_report(report):
+    for path in write_report(evaluation, report):
         relative = path.relative_to(report).as_posix()
         put_file(spec.output_bucket, f"{spec.output_prefix}EvaluationReport-{names}/{relative}", path)
     # Performance is the evaluation result's aggregated metrics, so both always agree.
@@ -262,9 +248,9 @@ def _write_evaluation(spec: JobSpec, evaluation: Any, work: Path) -> tuple[dict[
 
 def run_training(spec: JobSpec, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Trains, evaluates and writes every output; returns what Finish records on the model."""
-    from openlookout.ml import evaluation as ml_evaluation
-    from openlookout.ml import training as ml_training
-    from openlookout.ml.inference import Detector
+    from openlookout.ml.evaluation.evaluate import evaluate
+    from openlookout.ml.patchcore.training import train
+    from openlookout.ml.serving.inference import Detector
 
     log = progress or (lambda message: logger.info(message))
     started = time.perf_counter()
@@ -276,7 +262,7 @@ def run_training(spec: JobSpec, progress: Callable[[str], None] | None = None) -
         log(f"Training on {len(normals)} normal and {len(anomalies)} anomalous images")
         model_dir = work / "model"
         with _ONE_TRAINING_AT_A_TIME:
-            result = ml_training.train(normals, anomalies=anomalies, progress=log)
+            result = train(normals, anomalies=anomalies, progress=log)
             onnx_path, manifest_path = result.export(model_dir)
         put_file(spec.artifact_bucket, f"{spec.artifact_prefix}model.onnx", onnx_path)
         put_file(spec.artifact_bucket, f"{spec.artifact_prefix}model.json", manifest_path)
@@ -284,7 +270,7 @@ def run_training(spec: JobSpec, progress: Callable[[str], None] | None = None) -
 
         samples = _test_samples(spec, local)
         log(f"Evaluating: 0 of {len(samples)}")
-        evaluation = ml_evaluation.evaluate(
+        evaluation = evaluate(
             Detector.load(model_dir), samples, number_of_training_images=len(spec.train), progress=progress
         )
         evaluation.training = result.info

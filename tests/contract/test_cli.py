@@ -135,7 +135,7 @@ def test_export_gives_a_model_onnxruntime_can_run(
     assert cli(endpoint, "export", project, "1", str(tmp_path)) == 0
     assert {"model.onnx", "model.json", "README.md"} <= {p.name for p in tmp_path.iterdir()}
     assert "onnxruntime" in (tmp_path / "README.md").read_text()
-    from openlookout.ml.inference import Detector
+    from openlookout.ml.serving.inference import Detector
 
     result = Detector.load(tmp_path).detect((images / "test/good/000.jpg").read_bytes())
     assert 0.0 <= result.confidence <= 1.0

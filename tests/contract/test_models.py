@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from openlookout.ml.metrics import auroc
+from openlookout.ml.evaluation.metrics import auroc
 
 ROOT = Path(__file__).resolve().parents[2]
 BOTTLE = ROOT.parent / "shared" / "datasets" / "mvtec-bottle"

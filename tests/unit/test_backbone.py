@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from openlookout.ml.backbone import Backbone
-from openlookout.ml.config import BACKBONES, STAGE_STRIDE
+from openlookout.ml.patchcore.backbone import Backbone
+from openlookout.ml.patchcore.config import BACKBONES, STAGE_STRIDE
 
 
 @pytest.mark.parametrize("name", sorted(BACKBONES))

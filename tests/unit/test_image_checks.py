@@ -171,8 +171,8 @@ def test_real_encoded_images_get_their_true_size_or_a_size_refusal(
 
 
 def test_the_engine_reads_the_same_header_without_decoding(tmp_path):
-    # ml.images.image_size (training's aspect ratio) and the API's rules share one header reader.
-    from openlookout.ml.images import InvalidImageError, image_size
+    # ml.serving.images.image_size (training's aspect ratio) and the API's rules share one header reader.
+    from openlookout.ml.serving.images import InvalidImageError, image_size
 
     bomb = bomb_png(4000, 3000)
     (tmp_path / "bomb.png").write_bytes(bomb)
@@ -191,7 +191,7 @@ def test_the_image_rules_import_neither_numpy_nor_the_engine():
 
     code = (
         "import sys; import openlookout.services.image_checks; "
-        "print(sorted(m for m in ('numpy', 'openlookout.ml.images') if m in sys.modules))"
+        "print(sorted(m for m in ('numpy', 'openlookout.ml.serving.images') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr

@@ -164,7 +164,7 @@ def test_every_cold_start_import_is_installed(logical_id: str) -> None:
 
 def test_the_check_sees_a_missing_package(tmp_path: Path) -> None:
     handler = tmp_path / "app.py"
-    handler.write_text("import yaml\nfrom openlookout.ml import image_header\n")
+    handler.write_text("import yaml\nfrom openlookout.ml.serving import image_header\n")
     imports = third_party_imports(handler)
     assert {"yaml", "PIL"} <= imports
     layer = tmp_path / "requirements.txt"

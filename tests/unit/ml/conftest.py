@@ -55,7 +55,7 @@ def jpeg_bytes(img: Image.Image, quality: int = 92) -> bytes:
 
 @pytest.fixture(scope="session")
 def small_config():  # type: ignore[no-untyped-def]
-    from openlookout.ml.config import EngineConfig
+    from openlookout.ml.patchcore.config import EngineConfig
 
     return EngineConfig(input_size=128, bank_size=512, coreset_ratio=0.25, smoothing_sigma=2.0, batch_size=8)
 
@@ -79,7 +79,7 @@ def labeled() -> list[dict[str, object]]:
 @pytest.fixture(scope="session")
 def trained(small_config, normals, labeled, tmp_path_factory):  # type: ignore[no-untyped-def]
     """One model with two named defect classes, exported once for the whole session."""
-    from openlookout.ml.training import train
+    from openlookout.ml.patchcore.training import train
 
     logs: list[str] = []
     res = train(normals, anomalies=labeled, config=small_config, progress=logs.append)

@@ -8,20 +8,28 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from openlookout.ml.calibration import Calibration, best_f1_threshold, calibrate, clipped_mean_std
-from openlookout.ml.images import (
+from openlookout.ml.evaluation.metrics import auroc, average_precision, precision_recall_f1
+from openlookout.ml.evaluation.thresholds import best_f1_threshold, calibrate, clipped_mean_std
+from openlookout.ml.serving.calibration import Calibration
+from openlookout.ml.serving.images import (
     PREPROCESS_BILINEAR,
     PREPROCESS_FAST,
     InvalidImageError,
     _decode,
-    load_mask,
     model_input,
     open_image,
     to_model_input,
 )
-from openlookout.ml.manifest import AnomalyClass, Manifest
-from openlookout.ml.masks import class_index_image, label_components, mask_png, mask_rgb888, render
-from openlookout.ml.metrics import auroc, average_precision, precision_recall_f1
+from openlookout.ml.serving.manifest import AnomalyClass, Manifest
+from openlookout.ml.serving.masks import (
+    class_index_image,
+    label_components,
+    load_mask,
+    mask_png,
+    mask_rgb888,
+    render,
+    split_by_color,
+)
 
 from .conftest import jpeg_bytes, png_bytes, texture
 
@@ -88,6 +96,26 @@ def test_load_mask_reads_binary_and_coloured_masks():
     got = load_mask(rgb, (12, 10))
     assert got.sum() == 1 and got[1, 1]
     assert load_mask(m, (24, 20)).sum() == 36
+
+
+def test_a_colour_mask_splits_into_one_mask_per_class(tmp_path):
+    rgb = Image.new("RGB", (12, 10), "white")
+    rgb.paste((0xD6, 0x27, 0x28), (0, 0, 3, 2))  # 6 px of scratch, within tolerance of #D62728 below
+    rgb.paste((0x1F, 0x77, 0xB4), (5, 5, 7, 8))  # 6 px of spot
+    rgb.putpixel((11, 9), (10, 200, 10))  # a colour the map does not name
+    path = tmp_path / "mask.png"
+    rgb.save(path)
+    parts = split_by_color(path, {"#D0202A": "scratch", "#1F77B4": "spot", "#00FF00": "absent"})
+    assert [(p.class_name, p.color, int((p.mask == 255).sum())) for p in parts] == [
+        ("scratch", "#D0202A", 6),
+        ("spot", "#1F77B4", 6),
+    ]
+    assert parts[1].mask.shape == (10, 12) and set(np.unique(parts[1].mask)) == {0, 255}
+    (unnamed,) = split_by_color(path, {"#00FF00": "absent"})  # no named colour: every painted pixel
+    assert unnamed.class_name is None and int((unnamed.mask == 255).sum()) == 13
+    assert split_by_color(Image.new("RGB", (4, 4), "black"), {"#00FF00": "x"}) == []
+    with pytest.raises(InvalidImageError):
+        split_by_color(b"not a png", {})
 
 
 def test_calibration_is_monotone_and_consistent():
@@ -222,7 +250,7 @@ def test_render_of_a_normal_image_is_all_background():
 
 
 def test_the_defaults_are_the_only_configuration_and_overrides_apply():
-    from openlookout.ml.config import EngineConfig
+    from openlookout.ml.patchcore.config import EngineConfig
 
     assert not hasattr(EngineConfig, "coarse") and not hasattr(EngineConfig, "accurate")
     assert EngineConfig().taps == (3, 5, 6) and EngineConfig().detail_taps == (2,)

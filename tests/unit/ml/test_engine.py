@@ -15,9 +15,11 @@ import pytest
 import torch
 from PIL import Image
 
-from openlookout.ml.coreset import greedy_coreset
-from openlookout.ml.evaluation import TestSample, evaluate
-from openlookout.ml.images import (
+from openlookout.ml.evaluation.evaluate import evaluate
+from openlookout.ml.evaluation.report import write_report
+from openlookout.ml.evaluation.results import TestSample
+from openlookout.ml.patchcore.coreset import greedy_coreset
+from openlookout.ml.serving.images import (
     PREPROCESS_BILINEAR,
     PREPROCESS_FAST,
     InvalidImageError,
@@ -25,8 +27,8 @@ from openlookout.ml.images import (
     open_image,
     to_model_input,
 )
-from openlookout.ml.inference import Detector
-from openlookout.ml.manifest import Manifest
+from openlookout.ml.serving.inference import Detector
+from openlookout.ml.serving.manifest import Manifest
 
 from .conftest import jpeg_bytes, png_bytes, texture, with_defect
 
@@ -68,7 +70,7 @@ def test_onnx_scores_match_torch(trained):
     ]
     torch_scores, torch_maps = res.score(imgs)
     with torch.no_grad():  # also the pure-torch graph, end to end
-        from openlookout.ml.images import open_image, to_model_input
+        from openlookout.ml.serving.images import open_image, to_model_input
 
         x = torch.from_numpy(np.stack([to_model_input(open_image(i), 128) for i in imgs]))
         pure = res.graph(x)[0].numpy()
@@ -154,7 +156,7 @@ def test_invalid_image_is_rejected(trained):
 
 
 def test_training_without_anomalies(small_config, normals):
-    from openlookout.ml.training import train
+    from openlookout.ml.patchcore.training import train
 
     res = train(normals[:8], config=small_config)
     assert res.calibration.method.startswith("normal-clipped-mean")
@@ -199,7 +201,7 @@ def test_evaluation_metrics_and_files(trained, tmp_path):
         metrics["PixelAnomalyClassMetrics"][0]
     )
 
-    files = ev.write_report(tmp_path / "report")
+    files = write_report(ev, tmp_path / "report")
     names = {p.name for p in files}
     assert {"roc.png", "pr.png", "scores.png"} <= names and len(
         list((tmp_path / "report/overlays").glob("*.png"))
@@ -218,8 +220,8 @@ def test_serving_never_imports_torch(trained):
                 if name == "torch" or name.startswith("torch."):
                     raise ImportError("torch is blocked")
         sys.meta_path.insert(0, Block())
-        from openlookout.ml.inference import Detector
-        import openlookout.ml.evaluation
+        from openlookout.ml.serving.inference import Detector
+        import openlookout.ml.evaluation.evaluate
         from PIL import Image
         import io
         buf = io.BytesIO(); Image.new("L", (90, 70), 120).save(buf, "PNG")
@@ -256,7 +258,7 @@ def test_detail_taps_shape_the_map_but_not_the_score(trained):
 def test_without_detail_taps_the_score_is_the_maps_top_mean(small_config, normals):
     from dataclasses import replace
 
-    from openlookout.ml.training import train
+    from openlookout.ml.patchcore.training import train
 
     res = train(normals[:6], config=replace(small_config, detail_taps=(), bank_size=128))
     assert res.graph.split == 0 and res.graph.detail_bank.numel() == 0
@@ -268,7 +270,7 @@ def test_without_detail_taps_the_score_is_the_maps_top_mean(small_config, normal
 
 
 def test_the_input_takes_the_training_images_aspect_ratio(small_config, tmp_path):
-    from openlookout.ml.training import train
+    from openlookout.ml.patchcore.training import train
 
     wide = [png_bytes(texture(600 + i, size=(256, 96))) for i in range(6)]
     res = train(wide, config=small_config)
@@ -287,7 +289,7 @@ def test_the_input_takes_the_training_images_aspect_ratio(small_config, tmp_path
 
 
 def test_input_shapes_keep_the_pixel_budget_and_snap_to_the_stride():
-    from openlookout.ml.config import input_shape_for
+    from openlookout.ml.patchcore.config import input_shape_for
 
     assert input_shape_for(1.0, 256) == (256, 256)
     assert input_shape_for(512 / 208, 256) == (160, 416)
@@ -296,7 +298,7 @@ def test_input_shapes_keep_the_pixel_budget_and_snap_to_the_stride():
 
 
 def test_models_trained_before_the_new_input_rules_keep_their_config():
-    from openlookout.ml.config import EngineConfig
+    from openlookout.ml.patchcore.config import EngineConfig
 
     old = EngineConfig.from_dict({"backbone": "efficientnet-lite0", "input_size": 224, "taps": [3, 5, 6]})
     assert old.input_shape is None and old.shape == (224, 224)
@@ -316,7 +318,7 @@ def test_labelled_defects_train_a_head_that_the_onnx_graph_carries(trained):
 
 def test_labels_that_do_not_help_leave_the_model_unsupervised(small_config, normals):
     """Labelled 'anomalies' that are ordinary normal images: cross-validation must keep weight 0."""
-    from openlookout.ml.training import train
+    from openlookout.ml.patchcore.training import train
 
     fake = [{"image": png_bytes(texture(700 + i)), "class_name": "fake"} for i in range(6)]
     res = train(normals, anomalies=fake, config=small_config)
@@ -329,8 +331,8 @@ def test_labels_that_do_not_help_leave_the_model_unsupervised(small_config, norm
 def test_a_consistent_defect_is_learnt_and_scored_higher(small_config, normals, tmp_path):
     """A faint defect the memory bank barely sees, labelled with masks: the head must be weighted in and
     separate new instances better than the unsupervised model does."""
-    from openlookout.ml.metrics import auroc
-    from openlookout.ml.training import train
+    from openlookout.ml.evaluation.metrics import auroc
+    from openlookout.ml.patchcore.training import train
 
     def faint(seed: int) -> tuple[Image.Image, Image.Image]:
         img = texture(800 + seed).convert("RGB")
@@ -363,8 +365,8 @@ def test_training_on_cuda_gives_the_cpu_model(small_config, normals, labeled):
     """The GPU option runs the backbone and the coreset search on CUDA and the rest on the CPU."""
     from dataclasses import replace
 
-    from openlookout.ml.graph import PatchFeatures
-    from openlookout.ml.training import _backbone_runner, train
+    from openlookout.ml.patchcore.graph import PatchFeatures
+    from openlookout.ml.patchcore.training import _backbone_runner, train
 
     feat = PatchFeatures(small_config).eval()
     x = np.stack([to_model_input(open_image(i), 128) for i in normals[:4]])
@@ -387,7 +389,7 @@ def test_training_on_cuda_gives_the_cpu_model(small_config, normals, labeled):
 
 
 def test_the_head_weight_is_the_best_cross_validated_and_the_smallest_on_a_tie():
-    from openlookout.ml.supervised import _pick
+    from openlookout.ml.patchcore.supervised import _pick
 
     # (cross-validated AUROC, share of pairs clearly apart) per weight; 0 is the unsupervised model.
     tied = {0.0: (0.95, 0.5), 0.25: (0.97, 0.6), 1.0: (0.97, 0.9), 4.0: (0.94, 0.95)}

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from openlookout.ml.evaluation import Evaluation, ImageResult
-from openlookout.ml.plots import plot_scores
-from openlookout.ml.report import worst_first, write_index
+from openlookout.ml.evaluation.plots import plot_scores
+from openlookout.ml.evaluation.report import worst_first, write_index
+from openlookout.ml.evaluation.results import Evaluation, ImageResult
 
 
 def result(ref: str, label: bool, predicted: bool, score: float, cls: str | None = None) -> ImageResult:

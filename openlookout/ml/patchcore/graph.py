@@ -173,9 +173,6 @@ class AnomalyGraph(nn.Module):
         self.head_weight = torch.tensor([weight], dtype=torch.float32, device=w.device)
         self.units = torch.tensor(units, dtype=torch.float32, device=w.device)
 
-    def clear_head(self) -> None:
-        self.head_w = torch.zeros(0, device=self.head_w.device)
-
     @property
     def has_head(self) -> bool:
         return self.head_w.numel() > 0
@@ -223,9 +220,9 @@ class AnomalyGraph(nn.Module):
         return torch.topk(flat, self.top_k, dim=1).values.mean(1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return self.head(self.features.raw(x))
+        return self.score_features(self.features.raw(x))
 
-    def head(self, raw: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def score_features(self, raw: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Everything after the backbone: (N, C, h, w) raw tap features -> outputs."""
         n, _, h, w = raw.shape
         q = self.features.project(raw)

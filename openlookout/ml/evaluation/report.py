@@ -7,12 +7,10 @@ from __future__ import annotations
 import base64
 import html
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .plots import plot_curve, plot_scores, safe_name, save_png
-
-if TYPE_CHECKING:
-    from .evaluation import Evaluation, ImageResult
+from .results import Evaluation, ImageResult
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1400px}
@@ -164,8 +162,9 @@ mask in the class colours, with the ground truth outline. A red frame marks a wr
     return path
 
 
-def write_report(ev: Evaluation, d: Path) -> list[Path]:
+def write_report(ev: Evaluation, directory: str | Path) -> list[Path]:
     """index.html (self-contained), roc.png, pr.png, scores.png and overlays/*.png (worst first)."""
+    d = Path(directory)
     (d / "overlays").mkdir(parents=True, exist_ok=True)
     out = []
     c = ev.curves

@@ -20,12 +20,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from .calibration import Calibration, best_f1_threshold, calibrate
+from ..evaluation.thresholds import best_f1_threshold, calibrate
+from ..serving.calibration import Calibration
+from ..serving.images import PREPROCESS_FAST, ImageInput, image_size, model_input
+from ..serving.manifest import DEFAULT_CLASS, PALETTE, AnomalyClass, Manifest
+from ..serving.masks import load_mask
 from .config import EngineConfig, input_shape_for
 from .coreset import greedy_coreset
 from .graph import AnomalyGraph, PatchFeatures, export_onnx
-from .images import PREPROCESS_FAST, ImageInput, image_size, load_mask, model_input
-from .manifest import DEFAULT_CLASS, PALETTE, AnomalyClass, Manifest
 from .supervised import NEGATIVES, HeadChoice, Patches, choose_head, positive_cells
 
 Progress = Callable[[str], None]
@@ -69,7 +71,7 @@ class TrainResult:
         self.manifest.write(manifest_path)
         return onnx_path, manifest_path
 
-    def score(self, images: Sequence[ImageInput], batch_size: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    def score(self, images: Sequence[ImageInput]) -> tuple[np.ndarray, np.ndarray]:
         """Torch-side scores and (H/4 x W/4) maps, the reference the ONNX graph must match."""
         return _score(self.graph, images, self.config, torch.device("cpu"))
 
@@ -182,7 +184,7 @@ def _raw_features(
 def _score_raw(graph: AnomalyGraph, raw: torch.Tensor, bs: int = 8) -> tuple[np.ndarray, np.ndarray]:
     scores, maps = [], []
     for s in _batches(len(raw), bs):
-        out = graph.head(raw[s])
+        out = graph.score_features(raw[s])
         scores.append(out[0].numpy())
         maps.append(out[1][:, 0].numpy())
     if not scores:

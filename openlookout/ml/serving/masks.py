@@ -1,4 +1,5 @@
-"""Anomaly masks in L4V's conventions (numpy + Pillow only).
+"""Anomaly masks in L4V's conventions (numpy + Pillow only): the masks a model answers, and the
+labelled masks training and evaluation read.
 
 The mask PNG is RGB at the input image's size: white (#FFFFFF) background, each anomaly class painted
 in its colour. Anomalies list: background first, then one entry per class found (area > 0), areas as
@@ -9,18 +10,64 @@ from __future__ import annotations
 
 import io
 from collections import deque
+from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
+from .image_header import InvalidImageError
+from .images import ImageInput
 from .manifest import BACKGROUND, BACKGROUND_COLOR, AnomalyClass
+
+# A pixel of a colour mask belongs to a class when each channel is within this of the class's colour.
+COLOR_TOLERANCE = 8
 
 
 def hex_to_rgb(color: str) -> tuple[int, int, int]:
     c = color.lstrip("#")
     return int(c[0:2], 16), int(c[2:4], 16), int(c[4:6], 16)
+
+
+def painted(rgb: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the pixels of an (H, W, 3) colour mask that show an anomaly (white or black is
+    background)."""
+    return ~np.all(rgb >= 250, axis=-1) & ~np.all(rgb <= 5, axis=-1)
+
+
+class ClassMask(NamedTuple):
+    mask: np.ndarray  # uint8 0/255 at the mask's size
+    class_name: str | None
+    color: str | None
+
+
+def _open_mask(src: ImageInput) -> Image.Image:
+    if isinstance(src, Image.Image):
+        return src
+    if isinstance(src, np.ndarray):
+        return Image.fromarray(src)
+    try:
+        img = Image.open(io.BytesIO(bytes(src)) if isinstance(src, (bytes, bytearray, memoryview)) else src)
+        img.load()
+    except (UnidentifiedImageError, OSError) as e:
+        raise InvalidImageError(f"cannot decode mask: {e}") from e
+    return img
+
+
+def split_by_color(src: ImageInput, colors: Mapping[str, str]) -> list[ClassMask]:
+    """One binary mask per anomaly class found in an L4V colour mask (colors: "#rrggbb" -> class
+    name); one unnamed mask of every painted pixel when none of the colours is found."""
+    rgb = np.asarray(_open_mask(src).convert("RGB")).astype(np.int16)
+    parts = []
+    for color, name in colors.items():
+        hit = np.all(np.abs(rgb - np.array(hex_to_rgb(color), dtype=np.int16)) <= COLOR_TOLERANCE, axis=-1)
+        if hit.any():
+            parts.append(ClassMask((hit * 255).astype(np.uint8), name, color))
+    everything = painted(rgb)
+    if not parts and everything.any():
+        parts.append(ClassMask((everything * 255).astype(np.uint8), None, None))
+    return parts
 
 
 def resize_map(amap: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -159,3 +206,35 @@ def _background_png(width: int, height: int) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (width, height), hex_to_rgb(BACKGROUND_COLOR)).save(buf, format="PNG", compress_level=1)
     return buf.getvalue()
+
+
+def load_mask(src: ImageInput | None, size: tuple[int, int], keep_thin: bool = False) -> np.ndarray | None:
+    """Binary mask (bool H x W at the given (width, height)) from a PIL image, array or file.
+
+    keep_thin: when shrinking, a pixel is a defect if any pixel it covers was (a 2 px pit or a 1 px
+    crack survives a 4x reduction); otherwise nearest-neighbour.
+    """
+    if src is None:
+        return None
+    if isinstance(src, np.ndarray):
+        m = src
+        if m.ndim == 3:
+            m = m.max(axis=2)
+        img = Image.fromarray((m > 0).astype(np.uint8) * 255)
+    else:
+        img = _open_mask(src)
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        # L4V masks: transparent or white background, coloured anomalies.
+        rgba = np.asarray(img.convert("RGBA"))
+        fg = (
+            (rgba[..., 3] > 0) & ~np.all(rgba[..., :3] >= 250, axis=-1) & ~np.all(rgba[..., :3] == 0, axis=-1)
+        )
+    else:
+        rgb = np.asarray(img.convert("RGB"))
+        fg = rgb[..., 0] > 127 if img.mode in ("1", "L", "I", "I;16", "F") else painted(rgb)
+    out = Image.fromarray(fg.astype(np.uint8) * 255)
+    if out.size == size:
+        return np.asarray(out) > 127
+    if keep_thin:
+        return np.asarray(out.resize(size, Image.Resampling.BOX)) > 0
+    return np.asarray(out.resize(size, Image.Resampling.NEAREST)) > 127

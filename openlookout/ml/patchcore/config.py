@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 # Output stride of each EfficientNet-Lite stage (the same for every variant).
@@ -14,10 +14,10 @@ SIDE_MULTIPLE = 32
 
 @dataclass(frozen=True)
 class BackboneSpec:
-    """Where a backbone's weights come from and how to cut it into stages (read by ml/backbone.py)."""
+    """Where a backbone's weights come from and how to cut it into stages (read by backbone.py)."""
 
     name: str
-    library: str  # the adapter in ml/backbone.py that builds it
+    library: str  # the adapter in backbone.py that builds it
     weights_module: str  # the pip package holding the weights file ...
     weights_class: str  # ... and its class with get_model_file_path()
     # Index of the last block of each stage (1-7), in the library's block list.
@@ -140,7 +140,6 @@ class EngineConfig:
     batch_size: int = 16
     seed: int = 0
     device: str = "auto"
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -1,7 +1,7 @@
 """An image's format and size from its header, never its pixels (Pillow only: no numpy).
 
 The one header reader: the API's image rules (services/image_checks.py) and the engine
-(ml/images.py `image_size`) both read headers here.
+(ml/serving/images.py `image_size`) both read headers here.
 """
 
 from __future__ import annotations

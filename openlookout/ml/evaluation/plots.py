@@ -3,25 +3,19 @@ score histogram. The evaluation report (report.py) and evaluate() draw with thes
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageFont
 
-from .images import ImageInput, open_image
-from .masks import hex_to_rgb
+from ..serving.images import ImageInput, open_image
+from ..serving.masks import hex_to_rgb
+from .results import ImageResult, outcome
 
 if TYPE_CHECKING:
-    from .evaluation import ImageResult
-    from .inference import DetectionResult
-
-
-def outcome(label: bool, predicted: bool) -> str:
-    """true/false positive/negative, anomalous = positive."""
-    if label == predicted:
-        return "true positive" if label else "true negative"
-    return "false positive" if predicted else "false negative"
+    from ..serving.inference import DetectionResult
 
 
 def save_png(img: Image.Image, p: Path) -> Path:
@@ -53,7 +47,7 @@ def font(size: int = 13) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
 
 
 def png_bytes(img: Image.Image) -> bytes:
-    buffer = __import__("io").BytesIO()
+    buffer = io.BytesIO()
     img.save(buffer, format="PNG", optimize=False)
     return buffer.getvalue()
 
@@ -86,7 +80,7 @@ def labelled_overlay(
     amap = np.asarray(Image.fromarray(r.anomaly_map, mode="F").resize((w, height)))
     lo, hi = float(amap.min()), float(max(amap.max(), r.raw_score))
     heat = Image.blend(base, Image.fromarray(heat_colors((amap - lo) / max(hi - lo, 1e-6))), 0.45)
-    mask = Image.open(__import__("io").BytesIO(r.anomaly_mask_png)).convert("RGB").resize((w, height))
+    mask = Image.open(io.BytesIO(r.anomaly_mask_png)).convert("RGB").resize((w, height))
     painted = mask.convert("L").point(lambda v: 0 if v >= 250 else 255)
     right = base.copy()
     right.paste(Image.blend(base, mask, 0.65), (0, 0), painted)

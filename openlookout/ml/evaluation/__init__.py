@@ -1,0 +1,1 @@
+"""Measuring a model (no torch): metrics, threshold choice, evaluate() on labelled images, the report."""
