@@ -39,8 +39,6 @@ class Request:
             self.body = base64.b64decode(raw)
         else:
             self.body = raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
-        context = event.get("requestContext") or {}
-        self.request_id: str | None = context.get("requestId")
 
 
 def parse_request(operation: OperationModel, event: Mapping[str, Any]) -> dict[str, Any]:
