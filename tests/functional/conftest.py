@@ -23,7 +23,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 from urllib3 import HTTPHeaderDict
 
-from openlookout.api.model import operation_model, routes, service_model
+from openlookout.api.service_model import operation_model, routes, service_model
 from tests.template_support import api_routes, function_module, lambda_context, resources
 
 

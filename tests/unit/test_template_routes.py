@@ -3,7 +3,7 @@
 import ast
 from pathlib import Path
 
-from openlookout.api.model import routes, service_model
+from openlookout.api.service_model import routes, service_model
 from tests.template_support import ROOT, api_routes, resources
 
 
