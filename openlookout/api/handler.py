@@ -27,8 +27,8 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from botocore.model import OperationModel
 
-from openlookout.api.service_model import operation_model, route
 from openlookout.api.protocol import error_response, json_response, parse_request, serialize_output
+from openlookout.api.service_model import operation_model, route
 from openlookout.core.errors import (
     ConflictException,
     InternalServerException,

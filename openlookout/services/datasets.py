@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from pynamodb.exceptions import PutError, UpdateError
+from pynamodb.exceptions import UpdateError
 
 from openlookout.core.errors import ConflictException, ResourceNotFoundException, ResourceType
 from openlookout.core.pagination import read_page
@@ -39,7 +39,7 @@ from openlookout.services.executions import StateMachine, execution_name, start_
 from openlookout.services.projects import dataset_metadata, get_project
 from openlookout.settings import settings
 from openlookout.storage import s3
-from openlookout.storage.conditions import lost_condition
+from openlookout.storage.conditions import lost_condition, refused_if_lost
 from openlookout.storage.tables import DatasetEntryItem, DatasetItem, start_key
 
 if TYPE_CHECKING:
@@ -121,16 +121,13 @@ def create_dataset(
         generation=current,
         pending_generation=pending,
     )
-    try:
+    duplicate = ConflictException(
+        f"The {dataset_type} dataset of project {project_name} already exists.",
+        dataset_id(project_name, dataset_type),
+        ResourceType.DATASET,
+    )
+    with refused_if_lost(duplicate):
         item.save(condition=DatasetItem.dataset_type.does_not_exist())
-    except PutError as error:
-        if lost_condition(error):
-            raise ConflictException(
-                f"The {dataset_type} dataset of project {project_name} already exists.",
-                dataset_id(project_name, dataset_type),
-                ResourceType.DATASET,
-            ) from None
-        raise
     metadata = dataset_metadata(item)  # as created: the update below reads back what the workflow wrote since
     if manifest:
         source = {key: manifest.get(key) for key in ("Bucket", "Key", "VersionId")}

@@ -100,14 +100,7 @@ def parse_line(line_number: int, text: str) -> ManifestEntry:
         raise ManifestLineError(line_number, "the line is not a JSON object.")
     if SOURCE_REF not in data:
         raise ManifestLineError(line_number, "the line has no source-ref.")
-    image = parse_s3_uri(data[SOURCE_REF])
-    if image is None:
-        raise ManifestLineError(
-            line_number, f"source-ref must be an S3 URI (s3://bucket/key), not {_show(data[SOURCE_REF])}."
-        )
-    problem = location_problem(image.bucket, image.key)
-    if problem:
-        raise ManifestLineError(line_number, f"the source-ref {image.uri} {problem}.")
+    image = _location(line_number, data[SOURCE_REF], "source-ref must be an S3 URI", "the source-ref")
 
     label_attribute, anomaly_class = _image_label(line_number, data)
     masks = tuple(_masks(line_number, data))
@@ -175,14 +168,7 @@ def _masks(line_number: int, data: dict[str, Any]) -> list[MaskRef]:
             if metadata.get("type") == SEGMENTATION_TYPE:
                 raise ManifestLineError(line_number, f"{key}-metadata has no internal-color-map.")
             continue
-        location = parse_s3_uri(value)
-        if location is None:
-            raise ManifestLineError(
-                line_number, f"{key} must be the S3 URI (s3://bucket/key) of a mask, not {_show(value)}."
-            )
-        problem = location_problem(location.bucket, location.key)
-        if problem:
-            raise ManifestLineError(line_number, f"the mask {location.uri} {problem}.")
+        location = _location(line_number, value, f"{key} must be the S3 URI of a mask", "the mask")
         masks.append(MaskRef(key, location, _mask_colors(line_number, key, color_map)))
     return masks
 
@@ -208,6 +194,17 @@ def _mask_colors(line_number: int, key: str, color_map: Any) -> tuple[tuple[str,
             continue
         colors.append((hex_color.lower(), class_name))
     return tuple(colors)
+
+
+def _location(line_number: int, value: Any, expected: str, what: str) -> S3Ref:
+    """An image's or a mask's S3 location, refused (naming the line) when it is not one or is unsafe."""
+    location = parse_s3_uri(value)
+    if location is None:
+        raise ManifestLineError(line_number, f"{expected} (s3://bucket/key), not {_show(value)}.")
+    problem = location_problem(location.bucket, location.key)
+    if problem:
+        raise ManifestLineError(line_number, f"{what} {location.uri} {problem}.")
+    return location
 
 
 def _show(value: Any) -> str:

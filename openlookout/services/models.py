@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from pynamodb.exceptions import UpdateError
-
 from openlookout.core.arns import model_arn
 from openlookout.core.artifacts import model_artifact_prefix
 from openlookout.core.errors import (
@@ -35,10 +33,10 @@ from openlookout.services.answers import (
     structure,
 )
 from openlookout.services.executions import StateMachine, execution_arn, execution_name, start_execution
-from openlookout.services.projects import get_project
+from openlookout.services.projects import get_project, project_not_found
 from openlookout.settings import settings
 from openlookout.storage import s3
-from openlookout.storage.conditions import lost_condition
+from openlookout.storage.conditions import refused_if_lost
 from openlookout.storage.tables import DatasetItem, ModelItem, ProjectItem, start_key
 
 if TYPE_CHECKING:
@@ -149,17 +147,11 @@ def _training_datasets(project_name: str) -> dict[str, DatasetItem]:
 
 def _next_version(project_name: str) -> int:
     project = get_project(project_name)
-    try:
+    with refused_if_lost(project_not_found(project_name)):
         project.update(
             actions=[ProjectItem.model_version_counter.add(1)],
             condition=ProjectItem.project_name.exists(),
         )
-    except UpdateError as error:
-        if lost_condition(error):
-            raise ResourceNotFoundException(
-                f"The project {project_name} does not exist.", project_name, ResourceType.PROJECT
-            ) from None
-        raise
     return int(project.model_version_counter)
 
 

@@ -12,8 +12,6 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from pynamodb.exceptions import PutError
-
 from openlookout.core.errors import (
     ConflictException,
     ResourceNotFoundException,
@@ -32,7 +30,7 @@ from openlookout.services.answers import (
 from openlookout.services.executions import StateMachine, execution_arn, execution_name, start_execution
 from openlookout.services.models import get_model
 from openlookout.services.projects import get_project
-from openlookout.storage.conditions import lost_condition
+from openlookout.storage.conditions import refused_if_lost
 from openlookout.storage.tables import ModelPackagingJobItem, start_key
 
 if TYPE_CHECKING:
@@ -150,16 +148,13 @@ def start_model_packaging_job(
     )
     execution = execution_name("package", name)
     job.execution_arn = execution_arn(StateMachine.PACKAGING, execution)
-    try:
+    duplicate = ConflictException(
+        f"A model packaging job named {name} already exists in project {project_name}.",
+        name,
+        ResourceType.MODEL_PACKAGE_JOB,
+    )
+    with refused_if_lost(duplicate):
         job.save(condition=ModelPackagingJobItem.job_name.does_not_exist())
-    except PutError as error:
-        if lost_condition(error):
-            raise ConflictException(
-                f"A model packaging job named {name} already exists in project {project_name}.",
-                name,
-                ResourceType.MODEL_PACKAGE_JOB,
-            ) from None
-        raise
     try:
         payload = {"ProjectName": project_name, "JobName": name}
         start_execution(StateMachine.PACKAGING, execution, payload)

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from pynamodb.exceptions import DeleteError, PutError
-
 from openlookout.core.arns import project_arn
 from openlookout.core.errors import ConflictException, ResourceNotFoundException, ResourceType
 from openlookout.core.pagination import read_page
@@ -18,7 +16,7 @@ from openlookout.services.answers import (
     structure,
 )
 from openlookout.settings import settings
-from openlookout.storage.conditions import lost_condition
+from openlookout.storage.conditions import refused_if_lost
 from openlookout.storage.tables import DatasetItem, ModelItem, ModelPackagingJobItem, ProjectItem, start_key
 
 if TYPE_CHECKING:
@@ -49,21 +47,22 @@ def get_project(project_name: str) -> ProjectItem:
     try:
         return ProjectItem.get(settings().account_id, project_name, consistent_read=True)
     except ProjectItem.DoesNotExist:
-        raise ResourceNotFoundException(
-            f"The project {project_name} does not exist.", project_name, ResourceType.PROJECT
-        ) from None
+        raise project_not_found(project_name) from None
+
+
+def project_not_found(project_name: str) -> ResourceNotFoundException:
+    return ResourceNotFoundException(
+        f"The project {project_name} does not exist.", project_name, ResourceType.PROJECT
+    )
 
 
 def create_project(project_name: str) -> CreateProjectAnswer:
     item = ProjectItem(settings().account_id, project_name, project_arn=project_arn(project_name))
-    try:
+    duplicate = ConflictException(
+        f"A project named {project_name} already exists.", project_name, ResourceType.PROJECT
+    )
+    with refused_if_lost(duplicate):
         item.save(condition=ProjectItem.project_name.does_not_exist())
-    except PutError as error:
-        if lost_condition(error):
-            raise ConflictException(
-                f"A project named {project_name} already exists.", project_name, ResourceType.PROJECT
-            ) from None
-        raise
     return {"ProjectMetadata": _metadata(item)}
 
 
@@ -101,14 +100,8 @@ def delete_project(project_name: str) -> DeleteProjectAnswer:
             project_name,
             ResourceType.PROJECT,
         )
-    try:
+    with refused_if_lost(project_not_found(project_name)):
         item.delete(condition=ProjectItem.project_name.exists())
-    except DeleteError as error:
-        if lost_condition(error):
-            raise ResourceNotFoundException(
-                f"The project {project_name} does not exist.", project_name, ResourceType.PROJECT
-            ) from None
-        raise
     # Packaging job records belong to the project: a new project of the same name starts without them.
     for job in ModelPackagingJobItem.query(project_name):
         job.delete()

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from pynamodb.exceptions import PynamoDBException
+
+from openlookout.core.errors import ServiceError
 
 
 def lost_condition(error: PynamoDBException) -> bool:
@@ -11,3 +16,15 @@ def lost_condition(error: PynamoDBException) -> bool:
         "ConditionalCheckFailedException",
         "TransactionCanceledException",
     )
+
+
+@contextmanager
+def refused_if_lost(refusal: ServiceError) -> Iterator[None]:
+    """A conditional write whose lost condition the caller answers with `refusal` (a duplicate name,
+    a resource gone); any other failure of the write goes on as it is."""
+    try:
+        yield
+    except PynamoDBException as error:
+        if lost_condition(error):
+            raise refusal from None
+        raise
