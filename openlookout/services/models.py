@@ -6,7 +6,7 @@ openlookout/lifecycles/model.py; a lost race there is a ConflictException.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from openlookout.core.arns import model_arn
@@ -37,7 +37,7 @@ from openlookout.services.projects import get_project, project_not_found
 from openlookout.settings import settings
 from openlookout.storage import s3
 from openlookout.storage.conditions import refused_if_lost
-from openlookout.storage.tables import DatasetItem, ModelItem, ProjectItem, start_key
+from openlookout.storage.tables import DatasetItem, ModelItem, ProjectItem, partition_reader
 
 if TYPE_CHECKING:
     from mypy_boto3_lookoutvision.literals import ModelHostingStatusType
@@ -202,10 +202,7 @@ def list_models(
 ) -> ListModelsAnswer:
     get_project(project_name)
 
-    def query(after: Any, count: int) -> Iterable[ModelItem]:
-        start = None if after is None else start_key(ModelItem, project_name, int(after))
-        return ModelItem.query(project_name, limit=count, last_evaluated_key=start, consistent_read=True)
-
+    query = partition_reader(ModelItem, project_name, consistent_read=True)
     page, more = read_page(
         f"ListModels/{project_name}", next_token, max_results, query, lambda m: int(m.model_version)
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from openlookout.core.errors import (
@@ -31,7 +31,7 @@ from openlookout.services.executions import StateMachine, execution_arn, executi
 from openlookout.services.models import get_model
 from openlookout.services.projects import get_project
 from openlookout.storage.conditions import refused_if_lost
-from openlookout.storage.tables import ModelPackagingJobItem, start_key
+from openlookout.storage.tables import ModelPackagingJobItem, partition_reader
 
 if TYPE_CHECKING:
     from mypy_boto3_lookoutvision.type_defs import (
@@ -174,12 +174,7 @@ def list_model_packaging_jobs(
 ) -> ListModelPackagingJobsAnswer:
     get_project(project_name)
 
-    def query(after: Any, count: int) -> Iterable[ModelPackagingJobItem]:
-        start = None if after is None else start_key(ModelPackagingJobItem, project_name, str(after))
-        return ModelPackagingJobItem.query(
-            project_name, limit=count, last_evaluated_key=start, consistent_read=True
-        )
-
+    query = partition_reader(ModelPackagingJobItem, project_name, consistent_read=True)
     scope = f"ListModelPackagingJobs/{project_name}"
     page, more = read_page(scope, next_token, max_results, query, lambda job: job.job_name)
     return {"ModelPackagingJobs": [_metadata(job) for job in page], **more}

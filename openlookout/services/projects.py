@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from openlookout.core.arns import project_arn
 from openlookout.core.errors import ConflictException, ResourceNotFoundException, ResourceType
@@ -17,7 +16,13 @@ from openlookout.services.answers import (
 )
 from openlookout.settings import settings
 from openlookout.storage.conditions import refused_if_lost
-from openlookout.storage.tables import DatasetItem, ModelItem, ModelPackagingJobItem, ProjectItem, start_key
+from openlookout.storage.tables import (
+    DatasetItem,
+    ModelItem,
+    ModelPackagingJobItem,
+    ProjectItem,
+    partition_reader,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_lookoutvision.type_defs import DatasetMetadataTypeDef, ProjectMetadataTypeDef
@@ -75,12 +80,7 @@ def describe_project(project_name: str) -> DescribeProjectAnswer:
 
 
 def list_projects(next_token: str | None = None, max_results: int | None = None) -> ListProjectsAnswer:
-    account = settings().account_id
-
-    def query(after: Any, count: int) -> Iterable[ProjectItem]:
-        start = None if after is None else start_key(ProjectItem, account, str(after))
-        return ProjectItem.query(account, limit=count, last_evaluated_key=start)
-
+    query = partition_reader(ProjectItem, settings().account_id)
     page, more = read_page("ListProjects", next_token, max_results, query, lambda item: item.project_name)
     return {"Projects": [_metadata(item) for item in page], **more}
 

@@ -9,8 +9,9 @@ what creates the tables, in AWS and in `openlookout serve` alike.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pynamodb.attributes import (
     BooleanAttribute,
@@ -38,6 +39,22 @@ class _TableName(type):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+Item = TypeVar("Item", bound=Model)
+
+
+def partition_reader(
+    model: type[Item], hash_key: Any, **options: Any
+) -> Callable[[Any, int], Iterable[Item]]:
+    """The query that core.pagination.read_page pages through: one partition's items after a range
+    key (None: from the start), `count` at a time."""
+
+    def query(after: Any, count: int) -> Iterable[Item]:
+        start = None if after is None else start_key(model, hash_key, after)
+        return model.query(hash_key, limit=count, last_evaluated_key=start, **options)
+
+    return query
 
 
 def start_key(model: type[Model], hash_key: Any, range_key: Any) -> dict[str, dict[str, Any]]:

@@ -10,8 +10,8 @@ import botocore.parsers
 import pytest
 from urllib3 import HTTPHeaderDict
 
-from openlookout.api.service_model import operation_model, service_model
 from openlookout.api.protocol import error_response, parse_request, serialize_output
+from openlookout.api.service_model import operation_model, service_model
 from openlookout.core import errors
 
 
