@@ -13,6 +13,7 @@ import json
 import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 from urllib.parse import unquote
 
@@ -232,14 +233,9 @@ def _check_length(length: int, meta: Mapping[str, Any], label: str, fail: Any) -
         fail(f"{label} less than or equal to {meta['max']}")
 
 
-_PATTERNS: dict[str, Any] = {}
-
-
+@cache
 def _compiled(pattern: str) -> Any:
-    compiled = _PATTERNS.get(pattern)
-    if compiled is None:
-        compiled = _PATTERNS[pattern] = regex.compile(pattern)
-    return compiled
+    return regex.compile(pattern)
 
 
 def serialize_output(operation: OperationModel, output: Mapping[str, Any]) -> dict[str, Any]:
