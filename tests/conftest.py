@@ -5,6 +5,9 @@ from pathlib import Path
 
 import pytest
 
+# Fails the run when a test skips for a reason not allowed there.
+from tests.skip_guard import pytest_runtest_logreport, pytest_sessionfinish, pytest_terminal_summary  # noqa: F401
+
 _ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",

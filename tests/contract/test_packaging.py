@@ -253,6 +253,13 @@ def _rgb(path: Path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"))
 
 
+def _with_hole(pixels: np.ndarray) -> np.ndarray:
+    """A dark 40 px square on the washer's ring (the example images are 256 px)."""
+    holed = pixels.copy()
+    holed[60:100, 100:140] = (20, 20, 20)
+    return holed
+
+
 def _png(pixels: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, "PNG")
@@ -317,10 +324,11 @@ def test_edge_agent_answers_as_detect_anomalies(
         {"HOSTED", "HOSTING_FAILED"},
     )
     assert hosted["Status"] == "HOSTED", hosted["StatusMessage"]
-    images = _images(washers, "good", 2) + _images(washers, "stain", 2)
+    # Both verdicts: so small a model may call the drawn defects normal, never a 40 px hole in the ring.
+    images = {str(p): _rgb(p) for p in _images(washers, "good", 2) + _images(washers, "stain", 2)}
+    images["a good image with a hole"] = _with_hole(images[str(_images(washers, "good", 1)[0])])
     verdicts = set()
-    for path in images:
-        pixels = _rgb(path)
+    for path, pixels in images.items():
         height, width = pixels.shape[:2]
         cloud = lookoutvision.detect_anomalies(
             ProjectName=trained.project,
