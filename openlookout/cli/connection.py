@@ -30,6 +30,24 @@ def connection_options() -> argparse.ArgumentParser:
     return options
 
 
+def client_command(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    help: str,
+    *,
+    project: bool = True,
+    version: str | None = None,
+) -> argparse.ArgumentParser:
+    """A client command's parser: the connection options, then PROJECT (and VERSION, with `version`
+    as its help) when the command works on one."""
+    parser = subparsers.add_parser(name, parents=[connection_options()], help=help, description=help)
+    if project:
+        parser.add_argument("project", help="project name")
+    if version:
+        parser.add_argument("version", help=version)
+    return parser
+
+
 def is_loopback(endpoint_url: str | None) -> bool:
     return bool(endpoint_url and endpoint_url.startswith(LOOPBACK_PREFIXES))
 

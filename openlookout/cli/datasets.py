@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from openlookout.cli.connection import Clients, connection_options
+from openlookout.cli.connection import Clients, client_command
 from openlookout.cli.output import Column, Table, print_json
 
 DATASET_TYPES = ("train", "test")
@@ -15,18 +15,10 @@ DATASET_TYPES = ("train", "test")
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("datasets", help="look at a project's datasets and their entries")
     commands = parser.add_subparsers(dest="datasets_command", required=True, metavar="COMMAND")
-    listing = commands.add_parser(
-        "list", parents=[connection_options()], help="a project's datasets and their status"
-    )
-    listing.add_argument("project", help="project name")
+    listing = client_command(commands, "list", "a project's datasets and their status")
     listing.add_argument("--json", action="store_true", help="print DescribeProject's Datasets as JSON")
     listing.set_defaults(run=datasets_list)
-    describe = commands.add_parser(
-        "describe",
-        parents=[connection_options()],
-        help="status and image counts (ImageStats) of the datasets",
-    )
-    describe.add_argument("project", help="project name")
+    describe = client_command(commands, "describe", "status and image counts (ImageStats) of the datasets")
     describe.add_argument(
         "--type", choices=DATASET_TYPES, action="append", help="one dataset type (default: every one)"
     )
@@ -36,12 +28,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _register_entries(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    entries = commands.add_parser(
-        "entries",
-        parents=[connection_options()],
-        help="the images of a dataset, with their labels (ListDatasetEntries)",
+    entries = client_command(
+        commands, "entries", "the images of a dataset, with their labels (ListDatasetEntries)"
     )
-    entries.add_argument("project", help="project name")
     entries.add_argument("type", choices=DATASET_TYPES, help="dataset type")
     entries.add_argument(
         "--class", dest="anomaly_class", choices=("normal", "anomaly"), help="only this label"

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from openlookout.cli.connection import Clients, connection_options
+from openlookout.cli.connection import Clients, client_command
 from openlookout.cli.output import Column, Table, print_json
 
 
@@ -25,13 +25,12 @@ def readable_file(text: str) -> Path:
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
+    parser = client_command(
+        subparsers,
         "detect",
-        parents=[connection_options()],
-        help="DetectAnomalies on image files (the model must be HOSTED)",
+        "DetectAnomalies on image files (the model must be HOSTED)",
+        version="model version",
     )
-    parser.add_argument("project", help="project name")
-    parser.add_argument("version", help="model version")
     parser.add_argument("images", nargs="+", type=readable_file, metavar="IMAGE", help="JPEG or PNG files")
     parser.add_argument(
         "--overlay",

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from openlookout.cli.connection import Clients, connection_options
+from openlookout.cli.connection import Clients, client_command
 from openlookout.cli.output import CommandError
 from openlookout.settings import client_settings
 
@@ -16,13 +16,12 @@ MODEL_FILES = ("model.onnx", "model.json")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    export = subparsers.add_parser(
+    export = client_command(
+        subparsers,
         "export",
-        parents=[connection_options()],
-        help="download a model's ONNX graph and manifest, with a README on running it",
+        "download a model's ONNX graph and manifest, with a README on running it",
+        version="model version (TRAINED or HOSTED)",
     )
-    export.add_argument("project", help="project name")
-    export.add_argument("version", help="model version (TRAINED or HOSTED)")
     export.add_argument(
         "directory", type=Path, metavar="DIR", help="where to write model.onnx, model.json, README.md"
     )

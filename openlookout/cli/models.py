@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from openlookout.cli.connection import Clients, connection_options
+from openlookout.cli.connection import Clients, client_command
 from openlookout.cli.output import Column, Table, print_json
 from openlookout.cli.progress import StatusLine, status_printer
 
@@ -13,33 +13,24 @@ from openlookout.cli.progress import StatusLine, status_printer
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("models", help="list, describe and wait for models")
     commands = parser.add_subparsers(dest="models_command", required=True, metavar="COMMAND")
-    listing = commands.add_parser("list", parents=[connection_options()], help="a project's model versions")
-    listing.add_argument("project", help="project name")
+    listing = client_command(commands, "list", "a project's model versions")
     listing.add_argument("--json", action="store_true", help="print ListModels' Models as JSON")
     listing.set_defaults(run=models_list)
-    describe = commands.add_parser(
-        "describe", parents=[connection_options()], help="one model (DescribeModel)"
-    )
-    describe.add_argument("project", help="project name")
-    describe.add_argument("version", help="model version")
+    describe = client_command(commands, "describe", "one model (DescribeModel)", version="model version")
     describe.add_argument("--json", action="store_true", help="print the ModelDescription as JSON")
     describe.set_defaults(run=models_describe)
-    wait = commands.add_parser(
+    wait = client_command(
+        commands,
         "wait",
-        parents=[connection_options()],
-        help="wait until training, starting or stopping ends, showing progress",
+        "wait until training, starting or stopping ends, showing progress",
+        version="model version",
     )
-    wait.add_argument("project", help="project name")
-    wait.add_argument("version", help="model version")
     wait.set_defaults(run=models_wait)
     _register_lifecycle(subparsers)
 
 
 def _register_lifecycle(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    train = subparsers.add_parser(
-        "train", parents=[connection_options()], help="CreateModel: train a new model version of a project"
-    )
-    train.add_argument("project", help="project name (its datasets must be CREATE_COMPLETE)")
+    train = client_command(subparsers, "train", "CreateModel: train a new model version of a project")
     train.add_argument(
         "--output",
         type=s3_location,
@@ -52,19 +43,11 @@ def _register_lifecycle(subparsers: argparse._SubParsersAction[argparse.Argument
         "--wait", action="store_true", help="wait for the end of training, with a progress bar"
     )
     train.set_defaults(run=train_model)
-    start = subparsers.add_parser(
-        "start", parents=[connection_options()], help="StartModel: host a trained model"
-    )
-    start.add_argument("project", help="project name")
-    start.add_argument("version", help="model version")
+    start = client_command(subparsers, "start", "StartModel: host a trained model", version="model version")
     start.add_argument("--units", type=int, default=1, help="MinInferenceUnits (default 1)")
     start.add_argument("--wait", action="store_true", help="wait until HOSTED")
     start.set_defaults(run=start_model)
-    stop = subparsers.add_parser(
-        "stop", parents=[connection_options()], help="StopModel: stop hosting a model"
-    )
-    stop.add_argument("project", help="project name")
-    stop.add_argument("version", help="model version")
+    stop = client_command(subparsers, "stop", "StopModel: stop hosting a model", version="model version")
     stop.add_argument("--wait", action="store_true", help="wait until TRAINED again")
     stop.set_defaults(run=stop_model)
 

@@ -5,23 +5,19 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from openlookout.cli.connection import Clients, connection_options
+from openlookout.cli.connection import Clients, client_command
 from openlookout.cli.output import Column, Table, print_json
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("projects", help="list, create and delete projects")
     commands = parser.add_subparsers(dest="projects_command", required=True, metavar="COMMAND")
-    listing = commands.add_parser("list", parents=[connection_options()], help="list the projects")
+    listing = client_command(commands, "list", "list the projects", project=False)
     listing.add_argument("--json", action="store_true", help="print ListProjects' Projects as JSON")
     listing.set_defaults(run=projects_list)
-    create = commands.add_parser("create", parents=[connection_options()], help="create a project")
-    create.add_argument("project", help="project name")
+    create = client_command(commands, "create", "create a project")
     create.set_defaults(run=projects_create)
-    delete = commands.add_parser(
-        "delete", parents=[connection_options()], help="delete a project (no datasets or models left)"
-    )
-    delete.add_argument("project", help="project name")
+    delete = client_command(commands, "delete", "delete a project (no datasets or models left)")
     delete.set_defaults(run=projects_delete)
 
 

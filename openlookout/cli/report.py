@@ -6,18 +6,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from openlookout.cli.connection import Clients, connection_options
+from openlookout.cli.connection import Clients, client_command
 from openlookout.cli.output import CommandError
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    report = subparsers.add_parser(
+    report = client_command(
+        subparsers,
         "report",
-        parents=[connection_options()],
-        help="download a model's evaluation report (index.html, curves, overlays)",
+        "download a model's evaluation report (index.html, curves, overlays)",
+        version="model version",
     )
-    report.add_argument("project", help="project name")
-    report.add_argument("version", help="model version")
     report.add_argument("directory", type=Path, metavar="DIR", help="where to write the report")
     report.set_defaults(run=download_report)
 

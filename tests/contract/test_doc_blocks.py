@@ -33,13 +33,12 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.contract.conftest import ROOT, LocalServer, Service
+from tests.contract.conftest import ROOT, LocalServer
 
 README = ROOT / "README.md"
 DOCUMENTS = sorted((ROOT / "docs").glob("*.md"))
@@ -136,7 +135,9 @@ def unprinted(expected: list[str], output: str, tolerance: float = 0.0) -> list[
     for index, want in enumerate(expected):
         if want == "...":
             continue
-        hit = next((i for i in range(position, len(actual)) if line_matches(want, actual[i], tolerance)), None)
+        hit = next(
+            (i for i in range(position, len(actual)) if line_matches(want, actual[i], tolerance)), None
+        )
         if hit is None:
             return expected[index:]
         position = hit + 1
@@ -162,7 +163,10 @@ def test_the_parser_sees_fences_marks_indented_blocks_and_output(tmp_path: Path)
 
 def test_printed_lines_match_in_order_with_wildcards_and_tolerance() -> None:
     output = "model 1: TRAINING\nTRAINING  [####] 20% (3 s)\nmodel 1: TRAINED (F1Score 0.857, Recall 0.750)\n"
-    assert unprinted(["model 1: TRAINING", "...", "model 1: TRAINED (F1Score 0.857, Recall 0.750)"], output) == []
+    assert (
+        unprinted(["model 1: TRAINING", "...", "model 1: TRAINED (F1Score 0.857, Recall 0.750)"], output)
+        == []
+    )
     assert unprinted(["TRAINING [####] ...% (... s)"], output) == []
     assert unprinted(["model 1: TRAINED (F1Score 1.000, Recall 0.750)"], output) == [
         "model 1: TRAINED (F1Score 1.000, Recall 0.750)"
@@ -268,28 +272,25 @@ def fresh_clone(destination: Path) -> Path:
     return destination
 
 
-@pytest.fixture
-def local(service: Service) -> LocalServer:
-    if not isinstance(service, LocalServer):
-        pytest.skip("the documents' blocks run against the local service (OPENLOOKOUT_ENDPOINT is set)")
-    return service
-
-
 @pytest.mark.parametrize("document", DOCUMENTS, ids=[str(d.relative_to(ROOT)) for d in DOCUMENTS])
-def test_every_block_runs_in_order(document: Path, local: LocalServer, tmp_path: Path) -> None:
+def test_every_block_runs_in_order(document: Path, local_service: LocalServer, tmp_path: Path) -> None:
     workdir = tmp_path / "work"
     workdir.mkdir()
-    read_through(Reader(workdir, local.port), document)  # a page whose blocks are all marked skip runs none
+    read_through(
+        Reader(workdir, local_service.port), document
+    )  # a page whose blocks are all marked skip runs none
 
 
 def test_readme_in_a_fresh_clone_leaves_it_clean_for_ruff_and_the_unit_tests(
-    local: LocalServer, tmp_path: Path
+    local_service: LocalServer, tmp_path: Path
 ) -> None:
     clone = fresh_clone(tmp_path / "clone")
-    assert read_through(Reader(clone, local.port), README)
+    assert read_through(Reader(clone, local_service.port), README)
     status = subprocess.run(["git", "status", "--porcelain"], cwd=clone, capture_output=True, text=True)
     assert status.stdout == "", f"files the README made that .gitignore does not cover:\n{status.stdout}"
-    lint = subprocess.run([str(ROOT / ".venv/bin/ruff"), "check", "."], cwd=clone, capture_output=True, text=True)
+    lint = subprocess.run(
+        [str(ROOT / ".venv/bin/ruff"), "check", "."], cwd=clone, capture_output=True, text=True
+    )
     assert lint.returncode == 0, lint.stdout + lint.stderr
     unit = subprocess.run(
         [sys.executable, "-m", "pytest", "tests/unit", "-q", "-x", "-p", "no:cacheprovider"],

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFTEST = "from tests.skip_guard import pytest_runtest_logreport, pytest_sessionfinish, pytest_terminal_summary\n"
+HOOKS = "pytest_runtest_logreport, pytest_sessionfinish, pytest_terminal_summary"
+CONFTEST = f"from tests.skip_guard import {HOOKS}\n"
 
 
 def run_suite(folder: Path, reason: str) -> subprocess.CompletedProcess[str]:
