@@ -104,7 +104,8 @@ class Table:
             print(self._line([c.title for c in self.columns]))
 
     def _line(self, values: Sequence[object]) -> str:
-        return " ".join(c.cell(v) for c, v in zip(self.columns, values, strict=True)).rstrip()
+        cells = [(" " if c.width else "  ") + c.cell(v) for c, v in zip(self.columns, values, strict=True)]
+        return "".join(cells)[1:].rstrip()  # two spaces before the free text of an unpadded column
 
     def __enter__(self) -> Table:
         return self
