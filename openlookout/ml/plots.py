@@ -205,7 +205,7 @@ def plot_scores(images: list[ImageResult], threshold: float, size: tuple[int, in
     d.text((x1, h - 16), f"{hi:.2f}", fill=(0, 0, 0), font=font(11), anchor="ra")
     d.text(
         (8, 8),
-        "Anomaly score per class (0 to 1, as DetectAnomalies' Confidence; right of the line = anomalous)",
+        "Anomaly score per class (0 to 1; right of the line = anomalous)",
         fill=(0, 0, 0),
         font=font(13),
     )
