@@ -18,7 +18,7 @@ SAM_BUILD_FLAGS ?= $(if $(shell docker info >/dev/null 2>&1 && echo yes),,--excl
 
 help:
 	@echo "make install      create .venv (openlookout, torch CPU, test tools), node_modules, SAM CLI"
-	@echo "make demo         start the local service and run the boto3 walkthrough against it"
+	@echo "make demo         build the console, start the local service and run the boto3 walkthrough against it"
 	@echo "make serve        run 'openlookout serve' on 127.0.0.1:$(PORT) (data in ./.openlookout); console at /console/"
 	@echo "make console      build the web console (console/dist) after a change to console/"
 	@echo "make deploy-console  publish the console to a deployed stack (STACK=openlookout REGION=...)"
@@ -30,7 +30,7 @@ help:
 	@echo "make bench-suite  the engine on every data set, unsupervised and few-shot, beside a plain PatchCore"
 	@echo "make bench-api    the whole flow through boto3 against openlookout serve, on DATA"
 	@echo "make clean        remove build output and caches"
-	@echo "make distclean    clean, plus everything install and the service made (.venv*, .tools, node_modules, .openlookout, demo-output)"
+	@echo "make distclean    clean, plus everything install, the service and the README made (.venv*, .tools, node_modules, .openlookout, demo-output, scratch)"
 
 # ------------------------------------------------------------------ installation
 $(VENV)/.installed: pyproject.toml
@@ -92,10 +92,11 @@ requirements:
 	$(PYTHON) scripts/requirements.py
 
 # ------------------------------------------------------------------ running
-demo: $(VENV)/.installed node_modules/.installed java-runtime
+# Both build the web console first (when console/ changed): `make serve` shows the demo's project at /console/.
+demo: $(VENV)/.installed node_modules/.installed java-runtime console
 	$(PY) examples/walkthrough.py --start-service
 
-serve: $(VENV)/.installed node_modules/.installed java-runtime
+serve: $(VENV)/.installed node_modules/.installed java-runtime console
 	$(VENV)/bin/openlookout serve --port $(PORT) --data-dir .openlookout
 
 # ------------------------------------------------------------------ checks
@@ -118,7 +119,7 @@ template: install
 	$(SAM_ENV) sam build --parallel $(SAM_BUILD_FLAGS)
 
 test-python: install
-	$(PY) -m pytest -m "not slow and not integration" -p no:cacheprovider $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not slow and not integration" -rs -p no:cacheprovider $(PYTEST_ARGS)
 
 test: lint typecheck template console-test test-python
 
@@ -166,4 +167,4 @@ clean:
 # Everything `make install`, `make serve` and `make demo` made: back to a fresh clone (plus your own files).
 .PHONY: distclean
 distclean: clean
-	rm -rf $(VENV) $(SAM_VENV) .tools node_modules .openlookout demo-output openlookout.egg-info
+	rm -rf $(VENV) $(SAM_VENV) .tools node_modules .openlookout demo-output scratch openlookout.egg-info

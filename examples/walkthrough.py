@@ -100,9 +100,9 @@ def upload_with_tool(endpoint: str, folder: Path, bucket: str, prefix: str) -> N
     subprocess.run([sys.executable, "-m", "openlookout.cli", *command], check=True, env=env, cwd=ROOT)
 
 
-def save_results(s3: Any, model: dict[str, Any], pictures: list[tuple[str, bytes, dict[str, Any]]]) -> Path:
+def save_results(s3: Any, model: dict[str, Any], pictures: list[tuple[Path, bytes, dict[str, Any]]]) -> Path:
     """The evaluation report from the model's S3 output, and detection overlays, in ./demo-output/."""
-    from openlookout.commands import draw_result, report_prefix
+    from openlookout.cli.report import report_prefix
 
     location = model["EvaluationResult"]
     prefix = report_prefix(location["Key"])
@@ -112,10 +112,21 @@ def save_results(s3: Any, model: dict[str, Any], pictures: list[tuple[str, bytes
             target = report / item["Key"][len(prefix) :]
             target.parent.mkdir(parents=True, exist_ok=True)
             s3.download_file(location["Bucket"], item["Key"], str(target))
-    (OUTPUT_DIR / "detections").mkdir(parents=True, exist_ok=True)
-    for name, data, result in pictures:
-        draw_result(data, result).save(OUTPUT_DIR / "detections" / f"{name.replace('/', '_')}.png")
+    save_detections(pictures, OUTPUT_DIR / "detections")
     return report / "index.html"
+
+
+def save_detections(pictures: list[tuple[Path, bytes, dict[str, Any]]], directory: Path) -> list[Path]:
+    """Each (image path, its bytes, its DetectAnomalyResult) drawn and named as `openlookout detect
+    --overlay` draws and names it."""
+    from openlookout.cli.overlay import draw_result, overlay_name
+
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path, data, result in pictures:
+        written.append(directory / overlay_name(path))
+        draw_result(data, result).save(written[-1])
+    return written
 
 
 def walkthrough(endpoint: str, workdir: Path, kept_in: str) -> int:
@@ -194,7 +205,7 @@ def walkthrough(endpoint: str, workdir: Path, kept_in: str) -> int:
         )["DetectAnomalyResult"]
         truth = path.parent.name
         if path.stem == "000":  # one picture per folder for ./demo-output/detections
-            pictures.append((f"{truth}/{path.name}", path.read_bytes(), result))
+            pictures.append((path, path.read_bytes(), result))
         found = result.get("Anomalies", [])[1:]  # the first entry is the background
         area = sum(a["PixelAnomaly"]["TotalPercentageArea"] for a in found)
         names = ",".join(a["Name"] for a in found) or "-"

@@ -1,4 +1,7 @@
-"""Client-side helpers for boto3 users of a deployed OpenLookout stack.
+"""What a user's own boto3 script imports from OpenLookout (the `openlookout` command uses them too):
+waiters for the asynchronous operations, and signing for a deployed stack's API Gateway.
+
+    from openlookout.client import wait_for_dataset, wait_for_model, use_api_gateway_signing
 
 API Gateway's IAM authorization checks SigV4 signatures made for the service `execute-api`,
 while botocore signs `lookoutvision` requests for `lookoutvision`. One event handler on the

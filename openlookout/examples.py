@@ -114,8 +114,17 @@ def main(argv: list[str] | None = None) -> int:
     root = generate(
         args.directory, args.normal, args.test_normal, args.per_defect, args.train_per_defect, args.seed
     )
-    print(root)
+    print(summary(root, args.normal, args.test_normal, args.per_defect, args.train_per_defect))
     return 0
+
+
+def summary(root: Path, normal: int, test_normal: int, per_defect: int, train_per_defect: int) -> str:
+    """washers: train/good 20, train/{scratch,dent,stain} 1 each, test/good 4, ... (what was written)"""
+    kinds = "{" + ",".join(DEFECTS) + "}"
+    return (
+        f"{root}: train/good {normal}, train/{kinds} {train_per_defect} each, test/good {test_normal}, "
+        f"test/{kinds} {per_defect} each, masks in ground_truth/"
+    )
 
 
 if __name__ == "__main__":

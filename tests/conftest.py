@@ -1,6 +1,12 @@
 """Test-wide environment: set before any `openlookout` module reads it at import time."""
 
 import os
+from pathlib import Path
+
+import pytest
+
+# Fails the run when a test skips for a reason not allowed there.
+from tests.skip_guard import pytest_runtest_logreport, pytest_sessionfinish, pytest_terminal_summary  # noqa: F401
 
 _ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -30,3 +36,11 @@ for _key, _value in _ENV.items():
 # Tests must never reach a real AWS account or a developer's local endpoint by accident.
 for _key in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_S3"):
     os.environ.pop(_key, None)
+
+
+@pytest.fixture(scope="session")
+def washers(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The images tests use (tests/example_images.py), made once per session: read them, never write."""
+    from tests.example_images import make_washers
+
+    return make_washers(tmp_path_factory.mktemp("images") / "washers")

@@ -1,11 +1,17 @@
 // The evaluation files training writes (L4V's EvaluationManifest: one line per test image with its
 // label and the model's verdict and confidence) turned into curves. Pure: unit-tested.
+//
+// Scores are the model's anomaly score, 0 to 1: DetectAnomalies' Confidence for an anomalous
+// verdict, 1 - Confidence for a normal one. The evaluation report's score histogram uses the same.
+
+/** The anomaly score at the model's threshold: from here up an image is anomalous. */
+export const THRESHOLD = 0.5;
 
 export interface Judged {
   sourceRef: string;
   truth: boolean; // labeled anomaly
   predicted: boolean; // the model said anomaly
-  score: number; // anomaly score in 0..1: the confidence of "anomaly"
+  score: number; // the anomaly score, 0..1
 }
 
 function detected(line: Record<string, unknown>): { predicted: boolean; confidence: number } | null {
@@ -81,12 +87,4 @@ export function histogram(items: Judged[], bins = 20): { normal: number[]; anoma
     (item.truth ? anomaly : normal)[bin]++;
   }
   return { normal, anomaly };
-}
-
-/** The threshold the verdicts imply: midway between the highest "normal" and lowest "anomaly" score. */
-export function impliedThreshold(items: Judged[]): number | null {
-  const normal = items.filter((i) => !i.predicted).map((i) => i.score);
-  const anomaly = items.filter((i) => i.predicted).map((i) => i.score);
-  if (!normal.length || !anomaly.length) return null;
-  return (Math.max(...normal) + Math.min(...anomaly)) / 2;
 }

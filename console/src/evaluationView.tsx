@@ -3,7 +3,8 @@ import { useEffect, useState } from "preact/hooks";
 import type { ModelDescription } from "@aws-sdk/client-lookoutvision";
 import { GetObjectCommand } from "@aws-sdk/client-s3";
 import { imageUrl, s3 } from "./api";
-import { histogram, impliedThreshold, parseEvaluationManifest, precisionRecall, roc, type Judged, type Point } from "./evaluation";
+import { frame, H, sx, sy, W } from "./chart";
+import { histogram, parseEvaluationManifest, precisionRecall, roc, THRESHOLD, type Judged, type Point } from "./evaluation";
 import { Card, report } from "./ui";
 
 async function readText(bucket?: string, key?: string): Promise<string> {
@@ -11,27 +12,21 @@ async function readText(bucket?: string, key?: string): Promise<string> {
   return (await result.Body?.transformToString()) ?? "";
 }
 
-const W = 240;
-const H = 180;
-const PAD = 28;
-const sx = (x: number) => PAD + x * (W - PAD - 6);
-const sy = (y: number) => H - PAD - y * (H - PAD - 6);
-
 function Axes({ x, y }: { x: string; y: string }) {
   return (
     <g class="axes">
-      <rect x={sx(0)} y={sy(1)} width={sx(1) - sx(0)} height={sy(0) - sy(1)} fill="none" />
+      <rect {...frame()} fill="none" />
       <text x={(sx(0) + sx(1)) / 2} y={H - 6} text-anchor="middle">{x}</text>
       <text x={10} y={(sy(0) + sy(1)) / 2} text-anchor="middle" transform={`rotate(-90 10 ${(sy(0) + sy(1)) / 2})`}>{y}</text>
-      <text x={sx(0)} y={sy(0) + 12} text-anchor="middle">0</text>
-      <text x={sx(1)} y={sy(0) + 12} text-anchor="middle">1</text>
+      <text x={sx(0)} y={frame().y + frame().height + 11} text-anchor="middle">0</text>
+      <text x={sx(1)} y={frame().y + frame().height + 11} text-anchor="middle">1</text>
     </g>
   );
 }
 
 function Curve({ title, points, x, y }: { title: string; points: Point[]; x: string; y: string }) {
   return (
-    <figure class="chart">
+    <figure class="chart" data-chart={title.split(" ")[0].toLowerCase()}>
       <figcaption>{title}</figcaption>
       <svg width={W} height={H}>
         <Axes x={x} y={y} />
@@ -45,13 +40,12 @@ function Histogram({ items }: { items: Judged[] }) {
   const bins = 20;
   const { normal, anomaly } = histogram(items, bins);
   const top = Math.max(1, ...normal.map((n, i) => n + anomaly[i]));
-  const threshold = impliedThreshold(items);
   const bw = (sx(1) - sx(0)) / bins;
   return (
-    <figure class="chart">
-      <figcaption>Anomaly scores {threshold !== null && `(threshold ≈ ${threshold.toFixed(2)})`}</figcaption>
+    <figure class="chart" data-chart="scores">
+      <figcaption>Anomaly scores (threshold {THRESHOLD})</figcaption>
       <svg width={W} height={H}>
-        <Axes x="score: normal green, anomaly red" y="images" />
+        <Axes x="anomaly score: normal green, anomaly red" y="images" />
         {normal.map((n, i) => {
           const hn = (n / top) * (sy(0) - sy(1));
           const ha = (anomaly[i] / top) * (sy(0) - sy(1));
@@ -62,7 +56,7 @@ function Histogram({ items }: { items: Judged[] }) {
             </g>
           );
         })}
-        {threshold !== null && <line x1={sx(threshold)} x2={sx(threshold)} y1={sy(0)} y2={sy(1)} stroke="#16191f" stroke-dasharray="4 3" />}
+        <line x1={sx(THRESHOLD)} x2={sx(THRESHOLD)} y1={sy(0)} y2={sy(1)} stroke="#16191f" stroke-dasharray="4 3" />
       </svg>
     </figure>
   );

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 DEFAULT_SOCKET = "/tmp/aws.iot.lookoutvision.EdgeAgent.sock"  # where L4V's clients look for the agent
+DESCRIPTION = "Serves the model components under --models over L4V's EdgeAgent gRPC API on a Unix socket."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="openlookout edge-agent", description="L4V's EdgeAgent gRPC API")
+    parser = argparse.ArgumentParser(prog="openlookout edge-agent", description=DESCRIPTION)
     add_arguments(parser)
     args = parser.parse_args(argv)
     return int(args.run(args))

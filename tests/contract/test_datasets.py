@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,11 +18,10 @@ from botocore.exceptions import ClientError
 from PIL import Image
 
 from tests.contract.conftest import ROOT, Service
+from tests.example_images import TEST_ANOMALY, TEST_NORMAL, TRAIN_ANOMALY, TRAIN_NORMAL, WASHERS
 
 pytestmark = pytest.mark.contract
 
-BOTTLE = ROOT.parent / "shared" / "datasets" / "mvtec-bottle"
-needs_bottle = pytest.mark.skipif(not BOTTLE.is_dir(), reason="../shared/datasets/mvtec-bottle is not here")
 SETTLE_TIMEOUT_S = 180
 
 
@@ -59,22 +59,23 @@ def classification_line(uri: str, class_name: str = "normal") -> str:
 
 
 class Images:
-    """A bucket with a few MVTec bottle images (copied from ../shared, never written there)."""
+    """A bucket with a few of the generated example images (tests/example_images.py)."""
 
-    def __init__(self, s3: Any, bucket: str) -> None:
-        self.s3, self.bucket = s3, bucket
+    def __init__(self, s3: Any, bucket: str, washers: Path) -> None:
+        self.s3, self.bucket, self.washers = s3, bucket, washers
         s3.create_bucket(Bucket=bucket)
 
     def put(self, key: str, body: bytes) -> str:
         self.s3.put_object(Bucket=self.bucket, Key=key, Body=body)
         return f"s3://{self.bucket}/{key}"
 
-    def copy_from_bottle(self, relative: str, key: str) -> str:
-        return self.put(key, (BOTTLE / relative).read_bytes())
+    def copy(self, relative: str, key: str) -> str:
+        """The example image at `relative` (e.g. train/good/000.jpg), uploaded as `key`."""
+        return self.put(key, (self.washers / relative).read_bytes())
 
     def normal_lines(self, count: int, prefix: str = "good") -> list[str]:
         return [
-            classification_line(self.copy_from_bottle(f"train/good/{i:03d}.jpg", f"{prefix}/{i:03d}.jpg"))
+            classification_line(self.copy(f"train/good/{i:03d}.jpg", f"{prefix}/{i:03d}.jpg"))
             for i in range(count)
         ]
 
@@ -84,8 +85,8 @@ class Images:
 
 
 @pytest.fixture
-def images(s3: Any, unique_name: Callable[[str], str]) -> Images:
-    return Images(s3, unique_name("images"))
+def images(s3: Any, unique_name: Callable[[str], str], washers: Path) -> Images:
+    return Images(s3, unique_name("images"), washers)
 
 
 @pytest.fixture
@@ -106,16 +107,20 @@ def create_and_wait(
     return wait_settled(lookoutvision, project, dataset_type)
 
 
-# ------------------------------------------------------------------ the MVTec bottle flow
+# ------------------------------------------------------------------ a folder in MVTec AD layout
 
 
-@needs_bottle
-def test_mvtec_bottle_from_folder_to_datasets(
-    service: Service, lookoutvision: Any, s3: Any, project: str, unique_name: Callable[[str], str]
+def test_mvtec_layout_from_folder_to_datasets(
+    service: Service,
+    lookoutvision: Any,
+    s3: Any,
+    project: str,
+    unique_name: Callable[[str], str],
+    washers: Path,
 ):
     if not getattr(service, "is_local", False):
         pytest.skip("the folder tool needs the local S3 endpoint")
-    bucket = unique_name("bottle")
+    bucket = unique_name("washers")
     s3.create_bucket(Bucket=bucket)
     env = {
         **os.environ,
@@ -125,47 +130,57 @@ def test_mvtec_bottle_from_folder_to_datasets(
         "AWS_DEFAULT_REGION": "us-east-1",
     }
     tool = subprocess.run(
-        [sys.executable, "-m", "openlookout.cli", "manifest", "from-folder", str(BOTTLE),
-         "--bucket", bucket, "--prefix", "bottle"],
+        [sys.executable, "-m", "openlookout.cli", "manifest", "from-folder", str(washers),
+         "--bucket", bucket, "--prefix", "washers"],
         env=env, cwd=ROOT, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert tool.returncode == 0, tool.stderr
-    assert f"s3://{bucket}/bottle/train.manifest: 209 images (209 normal, 0 anomaly)" in tool.stdout
-    assert (
-        f"s3://{bucket}/bottle/test.manifest: 83 images (20 normal, 63 anomaly, 63 with masks)" in tool.stdout
-    )
+    train_total, test_total = TRAIN_NORMAL + TRAIN_ANOMALY, TEST_NORMAL + TEST_ANOMALY
+    assert tool.stdout.splitlines() == [
+        f"s3://{bucket}/washers/train.manifest: {train_total} images "
+        f"({TRAIN_NORMAL} normal, {TRAIN_ANOMALY} anomaly, {TRAIN_ANOMALY} with masks)",
+        f"s3://{bucket}/washers/test.manifest: {test_total} images "
+        f"({TEST_NORMAL} normal, {TEST_ANOMALY} anomaly, {TEST_ANOMALY} with masks)",
+    ]
 
     for dataset_type in ("train", "test"):
         source = {
-            "GroundTruthManifest": {"S3Object": {"Bucket": bucket, "Key": f"bottle/{dataset_type}.manifest"}}
+            "GroundTruthManifest": {"S3Object": {"Bucket": bucket, "Key": f"washers/{dataset_type}.manifest"}}
         }
         lookoutvision.create_dataset(ProjectName=project, DatasetType=dataset_type, DatasetSource=source)
     train = wait_settled(lookoutvision, project, "train")
     test = wait_settled(lookoutvision, project, "test")
     assert train["Status"] == "CREATE_COMPLETE", train
     assert train["StatusMessage"] == "The dataset was created successfully."
-    assert train["ImageStats"] == {"Total": 209, "Labeled": 209, "Normal": 209, "Anomaly": 0}
+    assert train["ImageStats"] == {
+        "Total": train_total, "Labeled": train_total, "Normal": TRAIN_NORMAL, "Anomaly": TRAIN_ANOMALY
+    }  # fmt: skip
     assert test["Status"] == "CREATE_COMPLETE", test
-    assert test["ImageStats"] == {"Total": 83, "Labeled": 83, "Normal": 20, "Anomaly": 63}
+    assert test["ImageStats"] == {
+        "Total": test_total, "Labeled": test_total, "Normal": TEST_NORMAL, "Anomaly": TEST_ANOMALY
+    }  # fmt: skip
     assert test["LastUpdatedTimestamp"] >= test["CreationTimestamp"]
 
     # Entries: filters and pages, as the L4V export example reads them.
     anomalies = all_entries(
         lookoutvision, project, "test", AnomalyClass="anomaly", PaginationConfig={"PageSize": 10}
     )
-    assert len(anomalies) == 63 and len({e["source-ref"] for e in anomalies}) == 63
+    assert len(anomalies) == TEST_ANOMALY == len({e["source-ref"] for e in anomalies})
     assert all(e["anomaly-label"] == 1 and e["anomaly-mask-ref"].endswith(".png") for e in anomalies)
     color_map = anomalies[0]["anomaly-mask-ref-metadata"]["internal-color-map"]
     assert color_map["0"]["class-name"] == "BACKGROUND"
     assert {e["anomaly-mask-ref-metadata"]["internal-color-map"]["1"]["class-name"] for e in anomalies} == {
-        "brokenLarge", "brokenSmall", "contamination"
+        "scratch", "dent", "stain"
     }  # fmt: skip
     page = lookoutvision.list_dataset_entries(ProjectName=project, DatasetType="test", MaxResults=7)
     assert len(page["DatasetEntries"]) == 7 and page["NextToken"]
-    assert len(all_entries(lookoutvision, project, "test", AnomalyClass="normal")) == 20
-    assert len(all_entries(lookoutvision, project, "test", SourceRefContains="broken_small/")) == 22
+    assert len(all_entries(lookoutvision, project, "test", AnomalyClass="normal")) == TEST_NORMAL
+    assert (
+        len(all_entries(lookoutvision, project, "test", SourceRefContains="scratch/"))
+        == WASHERS["per_defect"]
+    )
     assert all_entries(lookoutvision, project, "test", Labeled=False) == []
-    assert len(all_entries(lookoutvision, project, "train", Labeled=True)) == 209
+    assert len(all_entries(lookoutvision, project, "train", Labeled=True)) == train_total
 
     datasets = lookoutvision.describe_project(ProjectName=project)["ProjectDescription"]["Datasets"]
     assert sorted((d["DatasetType"], d["Status"]) for d in datasets) == [
@@ -190,14 +205,13 @@ def test_mvtec_bottle_from_folder_to_datasets(
 # ------------------------------------------------------------------ refused manifests
 
 
-@needs_bottle
 def test_classification_and_segmentation_lines(lookoutvision: Any, images: Images, project: str):
-    mask = Image.new("RGBA", (512, 512), (0, 0, 0, 0))  # AWS's getting-started style: transparent + colour
-    mask.paste((0x23, 0xA4, 0x36, 255), (100, 100, 200, 200))
+    mask = Image.new("RGBA", (256, 256), (0, 0, 0, 0))  # AWS's getting-started style: transparent + colour
+    mask.paste((0x23, 0xA4, 0x36, 255), (50, 50, 100, 100))
     buffer = io.BytesIO()
     mask.save(buffer, "PNG")
     segmentation = json.loads(
-        classification_line(images.copy_from_bottle("test/broken_large/000.jpg", "bad/000.jpg"), "anomaly")
+        classification_line(images.copy("test/scratch/000.jpg", "bad/000.jpg"), "anomaly")
     )
     segmentation["anomaly-mask-ref"] = images.put("masks/000.png", buffer.getvalue())
     segmentation["anomaly-mask-ref-metadata"] = {
@@ -206,7 +220,7 @@ def test_classification_and_segmentation_lines(lookoutvision: Any, images: Image
         "human-annotated": "yes",
         "creation-date": "Mon Aug 22 2022 13:52:52 GMT-0700 (Pacific Daylight Time)",
     }
-    unlabeled = classification_line(images.copy_from_bottle("train/good/010.jpg", "other/010.jpg"), "maybe")
+    unlabeled = classification_line(images.copy("train/good/010.jpg", "other/010.jpg"), "maybe")
     lines = [*images.normal_lines(3), json.dumps(segmentation), unlabeled]
     described = create_and_wait(lookoutvision, project, images.manifest(lines))
     assert described["Status"] == "CREATE_COMPLETE", described
@@ -225,7 +239,6 @@ def _refused(lookoutvision: Any, project: str, source: dict[str, Any]) -> str:
     return str(described["StatusMessage"])
 
 
-@needs_bottle
 def test_broken_json(lookoutvision: Any, images: Images, project: str):
     lines = images.normal_lines(3)
     lines[1] = lines[1][:-1]
@@ -233,7 +246,6 @@ def test_broken_json(lookoutvision: Any, images: Images, project: str):
     assert message.startswith("Manifest line 2: the line is not valid JSON"), message
 
 
-@needs_bottle
 def test_missing_image(lookoutvision: Any, images: Images, project: str):
     missing = f"s3://{images.bucket}/good/does-not-exist.jpg"
     lines = [*images.normal_lines(3), classification_line(missing)]
@@ -241,16 +253,14 @@ def test_missing_image(lookoutvision: Any, images: Images, project: str):
     assert message == f"Manifest line 4: the image {missing} does not exist.", message
 
 
-@needs_bottle
 def test_non_image(lookoutvision: Any, images: Images, project: str):
     text = images.put("good/readme.jpg", b"not a picture, just text with a .jpg name")
-    mask_as_image = images.copy_from_bottle("ground_truth/broken_large/000_mask.png", "good/mask.png")
+    mask_as_image = images.copy("ground_truth/scratch/000_mask.png", "good/mask.png")
     lines = [*images.normal_lines(2), classification_line(text), classification_line(mask_as_image)]
     message = _refused(lookoutvision, project, images.manifest(lines))
     assert message.startswith(f"Manifest line 3: the image {text} is not a PNG or JPEG image."), message
 
 
-@needs_bottle
 def test_line_without_source_ref(lookoutvision: Any, images: Images, project: str):
     lines = images.normal_lines(2)
     lines.append(json.dumps({"anomaly-label": 1, "anomaly-label-metadata": {"class-name": "anomaly"}}))
@@ -291,11 +301,10 @@ def test_decompression_bomb_is_refused_from_its_header(lookoutvision: Any, image
 # ------------------------------------------------------------------ updates and rules
 
 
-@needs_bottle
 def test_update_replaces_by_source_ref_and_adds(lookoutvision: Any, images: Images, project: str):
     create_and_wait(lookoutvision, project, images.manifest(images.normal_lines(4)))
     replaced = classification_line(f"s3://{images.bucket}/good/001.jpg", "anomaly")
-    added = classification_line(images.copy_from_bottle("test/good/000.jpg", "new/000.jpg"), "normal")
+    added = classification_line(images.copy("test/good/000.jpg", "new/000.jpg"), "normal")
     response = lookoutvision.update_dataset_entries(
         ProjectName=project, DatasetType="train", Changes=f"{replaced}\n{added}\n".encode()
     )
@@ -307,14 +316,13 @@ def test_update_replaces_by_source_ref_and_adds(lookoutvision: Any, images: Imag
     assert entry["source-ref"] == f"s3://{images.bucket}/good/001.jpg"
 
 
-@needs_bottle
 def test_update_that_fails_rolls_back(lookoutvision: Any, images: Images, project: str):
     create_and_wait(lookoutvision, project, images.manifest(images.normal_lines(4)))
     before = all_entries(lookoutvision, project)
     changes = "\n".join(
         [
             classification_line(f"s3://{images.bucket}/good/000.jpg", "anomaly"),
-            classification_line(images.copy_from_bottle("test/good/001.jpg", "new/001.jpg")),
+            classification_line(images.copy("test/good/001.jpg", "new/001.jpg")),
             "{not json",
         ]
     )
@@ -333,7 +341,6 @@ def test_update_that_fails_rolls_back(lookoutvision: Any, images: Images, projec
     assert all_entries(lookoutvision, project) == before
 
 
-@needs_bottle
 def test_no_second_operation_while_one_is_in_progress(lookoutvision: Any, images: Images, project: str):
     lines = images.normal_lines(60)
     lookoutvision.create_dataset(
@@ -373,12 +380,11 @@ def test_one_dataset_per_type_and_empty_datasets(lookoutvision: Any, project: st
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)  # ~2 min of S3 copies, then the import (~3.5 min with DynamoDB Local on disk)
-@needs_bottle
 def test_a_16000_line_manifest_imports(lookoutvision: Any, s3: Any, images: Images, project: str):
     """16,000 distinct images (server-side copies of a few MVTec files) in one manifest."""
     from concurrent.futures import ThreadPoolExecutor
 
-    sources = [images.copy_from_bottle(f"train/good/{i:03d}.jpg", f"seed/{i:03d}.jpg") for i in range(16)]
+    sources = [images.copy(f"train/good/{i:03d}.jpg", f"seed/{i:03d}.jpg") for i in range(16)]
 
     def copy(index: int) -> str:
         key = f"many/{index:05d}.jpg"

@@ -1,5 +1,6 @@
 """Models end to end through plain boto3 clients against `openlookout serve`: L4V's getting-started
-flow on real images (../shared/datasets/mvtec-bottle), and every error case of the model operations."""
+flow on the generated example images (tests/example_images.py), and every error case of the model
+operations."""
 
 from __future__ import annotations
 
@@ -19,10 +20,9 @@ import pytest
 from PIL import Image
 
 from openlookout.ml.evaluation.metrics import auroc
+from tests.example_images import labelled_test_images
 
 ROOT = Path(__file__).resolve().parents[2]
-BOTTLE = ROOT.parent / "shared" / "datasets" / "mvtec-bottle"
-TRAIN_IMAGES = 100
 POLL_TIMEOUT_S = 900
 
 
@@ -73,14 +73,12 @@ def create_datasets(
 
 
 def train_only_project(
-    service: Any, lookoutvision: Any, s3: Any, folder: Path, name: str, images: int
+    service: Any, lookoutvision: Any, s3: Any, folder: Path, name: str, images: int, washers: Path
 ) -> tuple[str, str]:
-    """A project whose only dataset is `train`, with the first `images` bottle training images."""
-    if not BOTTLE.is_dir():
-        pytest.skip(f"{BOTTLE} is not here")
+    """A project whose only dataset is `train`, with the first `images` normal example images."""
     project = bucket = f"{name}-{os.urandom(4).hex()}"
     (folder / "train" / "good").mkdir(parents=True)
-    for image in sorted((BOTTLE / "train" / "good").glob("*.jpg"))[:images]:
+    for image in sorted((washers / "train" / "good").glob("*.jpg"))[:images]:
         (folder / "train" / "good" / image.name).symlink_to(image)
     s3.create_bucket(Bucket=bucket)
     upload_folder(service, folder, bucket, name)
@@ -99,27 +97,24 @@ class TrainedModel:
     test_images: list[tuple[Path, bool]]
 
 
-def _bottle_subset(directory: Path) -> list[tuple[Path, bool]]:
-    """train/good with the first 100 images, and the whole test split with its masks (symlinks)."""
-    (directory / "train" / "good").mkdir(parents=True)
-    for image in sorted((BOTTLE / "train" / "good").glob("*.jpg"))[:TRAIN_IMAGES]:
-        (directory / "train" / "good" / image.name).symlink_to(image)
-    (directory / "test").symlink_to(BOTTLE / "test")
-    (directory / "ground_truth").symlink_to(BOTTLE / "ground_truth")
-    return [(p, p.parent.name != "good") for p in sorted((BOTTLE / "test").glob("*/*.jpg"))]
+def _unsupervised_subset(washers: Path, directory: Path) -> list[tuple[Path, bool]]:
+    """train/good alone (no labelled defects), and the whole test split with its masks (symlinks)."""
+    (directory / "train").mkdir(parents=True)
+    (directory / "train" / "good").symlink_to(washers / "train" / "good")
+    (directory / "test").symlink_to(washers / "test")
+    (directory / "ground_truth").symlink_to(washers / "ground_truth")
+    return labelled_test_images(washers)
 
 
 @pytest.fixture(scope="module")
 def trained(
-    service: Any, lookoutvision: Any, s3: Any, tmp_path_factory: pytest.TempPathFactory
+    service: Any, lookoutvision: Any, s3: Any, tmp_path_factory: pytest.TempPathFactory, washers: Path
 ) -> Iterator[TrainedModel]:
-    if not BOTTLE.is_dir():
-        pytest.skip(f"{BOTTLE} is not here")
     suffix = os.urandom(4).hex()
     project, bucket = f"bottles-{suffix}", f"images-{suffix}"
     s3.create_bucket(Bucket=bucket)
-    folder = tmp_path_factory.mktemp("bottle")
-    test_images = _bottle_subset(folder)
+    folder = tmp_path_factory.mktemp("washers")
+    test_images = _unsupervised_subset(washers, folder)
     upload_folder(service, folder, bucket, "bottle")
     lookoutvision.create_project(ProjectName=project)
     create_datasets(lookoutvision, project, bucket, "bottle", ("train", "test"))
@@ -148,7 +143,7 @@ def _png(path: Path) -> bytes:
 def test_getting_started_flow_reproduces_the_evaluation(
     lookoutvision: Any, s3: Any, trained: TrainedModel
 ) -> None:
-    print(f"\n100 bottle images trained in {trained.seconds_to_train:.1f} s (through the API, polling)")
+    print(f"\nthe example images trained in {trained.seconds_to_train:.1f} s (through the API, polling)")
     model = lookoutvision.describe_model(ProjectName=trained.project, ModelVersion="latest")[
         "ModelDescription"
     ]
@@ -258,9 +253,9 @@ def _hosted_error_cases(lookoutvision: Any, trained: TrainedModel, png: bytes) -
 
 
 def test_concurrent_create_model_calls_get_distinct_versions(
-    service: Any, lookoutvision: Any, s3: Any, tmp_path: Path
+    service: Any, lookoutvision: Any, s3: Any, tmp_path: Path, washers: Path
 ) -> None:
-    project, bucket = train_only_project(service, lookoutvision, s3, tmp_path, "concurrent", images=12)
+    project, bucket = train_only_project(service, lookoutvision, s3, tmp_path, "concurrent", 12, washers)
 
     def create(_: int) -> str:
         return str(
@@ -302,9 +297,9 @@ def test_concurrent_create_model_calls_get_distinct_versions(
 
 
 def test_training_cut_short_by_a_restart_ends_in_training_failed(
-    local_service: Any, lookoutvision: Any, s3: Any, tmp_path: Path
+    local_service: Any, lookoutvision: Any, s3: Any, tmp_path: Path, washers: Path
 ) -> None:
-    project, bucket = train_only_project(local_service, lookoutvision, s3, tmp_path, "restart", images=40)
+    project, bucket = train_only_project(local_service, lookoutvision, s3, tmp_path, "restart", 40, washers)
     lookoutvision.create_model(
         ProjectName=project, OutputConfig={"S3Location": {"Bucket": bucket, "Prefix": "o/"}}
     )

@@ -25,7 +25,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from tests.contract.test_models import BOTTLE, train_only_project, wait_for
+from tests.contract.test_models import train_only_project, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 PROTO = ROOT / "openlookout" / "edge" / "edge_agent.proto"
@@ -53,9 +53,11 @@ def _greengrass(bucket: str, component: str, **extra: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def trained(service: Any, lookoutvision: Any, s3: Any, tmp_path_factory: pytest.TempPathFactory) -> Trained:
+def trained(
+    service: Any, lookoutvision: Any, s3: Any, tmp_path_factory: pytest.TempPathFactory, washers: Path
+) -> Trained:
     folder = tmp_path_factory.mktemp("edge-train")
-    project, bucket = train_only_project(service, lookoutvision, s3, folder, "edge", images=TRAIN_IMAGES)
+    project, bucket = train_only_project(service, lookoutvision, s3, folder, "edge", TRAIN_IMAGES, washers)
     created = lookoutvision.create_model(
         ProjectName=project, OutputConfig={"S3Location": {"Bucket": bucket, "Prefix": "out/"}}
     )["ModelMetadata"]
@@ -243,12 +245,19 @@ def _code(call: Any) -> grpc.StatusCode:
     return excinfo.value.code()  # type: ignore[attr-defined,no-any-return]
 
 
-def _images(kind: str, count: int) -> list[Path]:
-    return sorted([*(BOTTLE / "test" / kind).glob("*.jpg"), *(BOTTLE / "test" / kind).glob("*.png")])[:count]
+def _images(washers: Path, kind: str, count: int) -> list[Path]:
+    return sorted((washers / "test" / kind).glob("*.jpg"))[:count]
 
 
 def _rgb(path: Path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"))
+
+
+def _with_hole(pixels: np.ndarray) -> np.ndarray:
+    """A dark 40 px square on the washer's ring (the example images are 256 px)."""
+    holed = pixels.copy()
+    holed[60:100, 100:140] = (20, 20, 20)
+    return holed
 
 
 def _png(pixels: np.ndarray) -> bytes:
@@ -258,7 +267,7 @@ def _png(pixels: np.ndarray) -> bytes:
 
 
 def test_edge_agent_answers_as_detect_anomalies(
-    lookoutvision: Any, trained: Trained, agent: tuple[Any, ModuleType, Any]
+    lookoutvision: Any, trained: Trained, agent: tuple[Any, ModuleType, Any], washers: Path
 ) -> None:
     stub, pb, _process = agent
     name = "com.example.bottles"
@@ -266,7 +275,7 @@ def test_edge_agent_answers_as_detect_anomalies(
     assert [(m.model_component, m.lookout_vision_model_arn, m.status) for m in models] == [
         (name, trained.arn, pb.STOPPED)
     ]
-    pixels = _rgb(_images("good", 1)[0])
+    pixels = _rgb(_images(washers, "good", 1)[0])
     height, width = pixels.shape[:2]
     bitmap = pb.Bitmap(width=width, height=height, byte_data=pixels.tobytes())
     detect = pb.DetectAnomaliesRequest(model_component=name, bitmap=bitmap)
@@ -315,10 +324,11 @@ def test_edge_agent_answers_as_detect_anomalies(
         {"HOSTED", "HOSTING_FAILED"},
     )
     assert hosted["Status"] == "HOSTED", hosted["StatusMessage"]
-    images = _images("good", 2) + _images("broken_large", 2)
+    # Both verdicts: so small a model may call the drawn defects normal, never a 40 px hole in the ring.
+    images = {str(p): _rgb(p) for p in _images(washers, "good", 2) + _images(washers, "stain", 2)}
+    images["a good image with a hole"] = _with_hole(images[str(_images(washers, "good", 1)[0])])
     verdicts = set()
-    for path in images:
-        pixels = _rgb(path)
+    for path, pixels in images.items():
         height, width = pixels.shape[:2]
         cloud = lookoutvision.detect_anomalies(
             ProjectName=trained.project,

@@ -7,6 +7,7 @@ import io
 import json
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -20,7 +21,6 @@ from openlookout.storage.tables import DatasetEntryItem
 from openlookout.workflows import dataset_import
 from tests.functional.conftest import Caller, error_code, rejection
 from tests.functional.workflows import StateMachines
-from tests.template_support import ROOT
 
 asl = pytest.importorskip("openlookout.local.asl")
 
@@ -459,23 +459,22 @@ def test_internal_errors_end_in_a_failed_status(call: Caller, workflows: Workflo
     assert message.startswith("An internal error stopped the operation (RuntimeError: disk on fire)")
 
 
-BOTTLE = ROOT.parent / "shared" / "datasets" / "mvtec-bottle"
+def test_example_images_through_the_folder_tool(call: Caller, workflows: Workflows, washers: Path):
+    from openlookout.cli.manifest import from_folder
+    from tests.example_images import TEST_ANOMALY, TEST_NORMAL, TRAIN_ANOMALY, TRAIN_NORMAL, WASHERS
 
-
-@pytest.mark.skipif(not BOTTLE.is_dir(), reason="../shared/datasets/mvtec-bottle is not here")
-def test_mvtec_bottle_through_the_folder_tool(call: Caller, workflows: Workflows):
-    from openlookout.tools.manifest_from_folder import from_folder
-
-    from_folder(BOTTLE, BUCKET, "bottle")
+    from_folder(boto3.client("s3"), washers, BUCKET, "washers")
     for dataset_type in ("train", "test"):
-        key = f"bottle/{dataset_type}.manifest"
+        key = f"washers/{dataset_type}.manifest"
         source = {"GroundTruthManifest": {"S3Object": {"Bucket": BUCKET, "Key": key}}}
         call("CreateDataset", ProjectName="bottles", DatasetType=dataset_type, DatasetSource=source)
     train, test = describe(call, "train")["ImageStats"], describe(call, "test")["ImageStats"]
-    assert train == {"Total": 209, "Labeled": 209, "Normal": 209, "Anomaly": 0}
-    assert test == {"Total": 83, "Labeled": 83, "Normal": 20, "Anomaly": 63}
-    masked = entries(call, "test", AnomalyClass="anomaly", SourceRefContains="broken_small", MaxResults=100)
-    assert len(masked) == 22 and all("anomaly-mask-ref" in e for e in masked)
+    total = TRAIN_NORMAL + TRAIN_ANOMALY
+    assert train == {"Total": total, "Labeled": total, "Normal": TRAIN_NORMAL, "Anomaly": TRAIN_ANOMALY}
+    total = TEST_NORMAL + TEST_ANOMALY
+    assert test == {"Total": total, "Labeled": total, "Normal": TEST_NORMAL, "Anomaly": TEST_ANOMALY}
+    masked = entries(call, "test", AnomalyClass="anomaly", SourceRefContains="scratch", MaxResults=100)
+    assert len(masked) == WASHERS["per_defect"] and all("anomaly-mask-ref" in e for e in masked)
 
 
 def test_an_interrupted_import_or_update_is_repaired(call: Caller, workflows: Workflows):

@@ -1,8 +1,7 @@
-"""`openlookout manifest from-folder` against moto's S3, with real MVTec images."""
+"""`openlookout manifest from-folder` against moto's S3, with the generated example images."""
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import shutil
@@ -13,22 +12,14 @@ import pytest
 from moto import mock_aws
 from PIL import Image
 
+from openlookout.cli import main
+from openlookout.cli.folder_layout import LayoutError, anomaly_name, plan
+from openlookout.cli.manifest import from_folder
 from openlookout.services.manifests import parse_line
-from openlookout.tools.manifest_from_folder import LayoutError, anomaly_name, from_folder, plan, register
-
-BOTTLE = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "mvtec-bottle"
-pytestmark = pytest.mark.skipif(not BOTTLE.is_dir(), reason="../shared/datasets/mvtec-bottle is not here")
 
 
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="openlookout")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return int(args.run(args))
-
-
-def small_bottle(root: Path) -> Path:
-    """A copy of a few MVTec bottle files: tests never write into ../shared."""
+def small_copy(washers: Path, root: Path) -> Path:
+    """Three files of each folder below (test masks 000-002 go with test images 000-002)."""
     for relative in (
         "train/good",
         "test/good",
@@ -37,9 +28,10 @@ def small_bottle(root: Path) -> Path:
         "test/contamination",
         "ground_truth/contamination",
     ):
+        source = washers / relative.replace("broken_large", "scratch").replace("contamination", "stain")
         (root / relative).mkdir(parents=True)
-        for source in sorted((BOTTLE / relative).iterdir())[:3]:
-            shutil.copy(source, root / relative / source.name)
+        for path in sorted(p for p in source.iterdir() if not p.name.startswith("t"))[:3]:
+            shutil.copy(path, root / relative / path.name)
     return root
 
 
@@ -55,8 +47,9 @@ def test_anomaly_names_fit_the_service_model():
     assert anomaly_name("contamination") == "contamination"
 
 
-def test_mvtec_layout_gives_train_and_test_manifests_with_masks(tmp_path: Path, bucket):
-    written = from_folder(small_bottle(tmp_path / "bottle"), "photos", "bottle/")
+def test_mvtec_layout_gives_train_and_test_manifests_with_masks(tmp_path: Path, bucket, washers: Path):
+    # Folder names with underscores, as MVTec AD's, become service-model anomaly names.
+    written = from_folder(bucket, small_copy(washers, tmp_path / "bottle"), "photos", "bottle/")
     assert [(w.uri, w.normal, w.anomaly, w.masks) for w in written] == [
         ("s3://photos/bottle/train.manifest", 3, 0, 0),
         ("s3://photos/bottle/test.manifest", 3, 6, 6),
@@ -73,17 +66,20 @@ def test_mvtec_layout_gives_train_and_test_manifests_with_masks(tmp_path: Path, 
     colors = {color for _, color in mask.convert("RGB").getcolors()}
     color = json.loads(first.entry)["anomaly-mask-ref-metadata"]["internal-color-map"]["1"]["hex-color"]
     assert colors == {(255, 255, 255), tuple(int(color[i : i + 2], 16) for i in (1, 3, 5))}
-    assert mask.size == (512, 512)
+    assert mask.size == (256, 256)
 
 
-def test_normal_and_anomaly_folders_give_one_manifest(tmp_path: Path, bucket):
-    for folder, source in (("normal", "train/good"), ("anomaly/scratch", "test/broken_small")):
+def test_normal_and_anomaly_folders_give_one_manifest(tmp_path: Path, bucket, washers: Path, capsys):
+    for folder, source in (("normal", "train/good"), ("anomaly/scratch", "test/scratch")):
         (tmp_path / folder).mkdir(parents=True)
-        for image in sorted((BOTTLE / source).iterdir())[:2]:
+        for image in sorted((washers / source).iterdir())[:2]:
             shutil.copy(image, tmp_path / folder / image.name)
     (tmp_path / "masks" / "scratch").mkdir(parents=True)
-    shutil.copy(BOTTLE / "ground_truth/broken_small/000_mask.png", tmp_path / "masks/scratch/000.png")
+    shutil.copy(washers / "ground_truth/scratch/000_mask.png", tmp_path / "masks/scratch/000.png")
     assert main(["manifest", "from-folder", str(tmp_path), "--bucket", "photos", "--prefix", "mine"]) == 0
+    printed = capsys.readouterr()
+    assert printed.out == "s3://photos/mine/dataset.manifest: 4 images (2 normal, 2 anomaly, 1 with masks)\n"
+    assert "uploaded: 4 of 4" in printed.err  # progress goes to stderr
     text = bucket.get_object(Bucket="photos", Key="mine/dataset.manifest")["Body"].read().decode()
     entries = [parse_line(n, line) for n, line in enumerate(text.splitlines(), 1)]
     assert [(e.anomaly_class, len(e.masks)) for e in entries] == [

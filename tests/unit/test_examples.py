@@ -14,7 +14,7 @@ def _files(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
 
 
-def test_cli_writes_an_mvtec_layout_with_a_mask_per_defect(tmp_path: Path) -> None:
+def test_cli_writes_an_mvtec_layout_with_a_mask_per_defect(tmp_path: Path, capsys) -> None:
     args = [
         "--normal",
         "3",
@@ -29,6 +29,10 @@ def test_cli_writes_an_mvtec_layout_with_a_mask_per_defect(tmp_path: Path) -> No
     ]
     assert main([str(tmp_path / "a"), *args]) == 0
     root = tmp_path / "a"
+    assert capsys.readouterr().out == (
+        f"{root}: train/good 3, train/{{scratch,dent,stain}} 1 each, test/good 2, "
+        "test/{scratch,dent,stain} 2 each, masks in ground_truth/\n"
+    )
     assert len(list((root / "train" / "good").glob("*.jpg"))) == 3
     assert len(list((root / "test" / "good").glob("*.jpg"))) == 2
     for kind in DEFECTS:

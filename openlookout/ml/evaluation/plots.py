@@ -134,7 +134,8 @@ def plot_curve(
     d = ImageDraw.Draw(img)
     x0, y0, x1, y1 = 64, 34, size - 16, size - 50
     small, big = font(11), font(14)
-    d.rectangle((x0, y0, x1, y1), outline=(0, 0, 0))
+    frame = (x0 - 4, y0 - 4, x1 + 4, y1 + 4)  # 4 px outside the data: a curve along 0 or 1 stays visible
+    d.rectangle(frame, outline=(0, 0, 0))
     for t in np.linspace(0, 1, 6):
         px = x0 + t * (x1 - x0)
         py = y1 - t * (y1 - y0)
@@ -144,7 +145,7 @@ def plot_curve(
         d.line((x0 - 4, py, x0, py), fill=(0, 0, 0))
         d.text((px, y1 + 6), f"{t:.1f}", fill=(0, 0, 0), font=small, anchor="ma")
         d.text((x0 - 6, py), f"{t:.1f}", fill=(0, 0, 0), font=small, anchor="rm")
-    d.rectangle((x0, y0, x1, y1), outline=(0, 0, 0))
+    d.rectangle(frame, outline=(0, 0, 0))
     pts = [(x0 + float(a) * (x1 - x0), y1 - float(b) * (y1 - y0)) for a, b in zip(x, y, strict=True)]
     if len(pts) > 1:
         d.line(pts, fill=hex_to_rgb("#1F77B4"), width=2)
@@ -166,16 +167,17 @@ def plot_curve(
 
 
 def plot_scores(images: list[ImageResult], threshold: float, size: tuple[int, int] = (560, 0)) -> Image.Image:
-    """One score histogram per class (normal, then each anomaly class), the threshold on each."""
+    """One histogram of anomaly scores (0 to 1, the console's scale) per class (normal, then each
+    anomaly class), the threshold on each."""
     groups: dict[str, list[float]] = {"normal": []}
     for r in images:
-        groups.setdefault((r.class_name or "anomaly") if r.label else "normal", []).append(r.raw_score)
+        groups.setdefault((r.class_name or "anomaly") if r.label else "normal", []).append(r.anomaly_score)
     row, top_margin, left, right = 70, 30, 110, 14
     w = size[0]
     h = top_margin + row * len(groups) + 34
     img = Image.new("RGB", (w, h), "white")
     d = ImageDraw.Draw(img)
-    every = np.array([r.raw_score for r in images] + [threshold])
+    every = np.array([r.anomaly_score for r in images] + [threshold, 0.0, 1.0])
     lo, hi = float(every.min()), float(every.max())
     hi = hi if hi > lo else lo + 1
     bins, x0, x1 = 40, left, w - right
@@ -197,7 +199,7 @@ def plot_scores(images: list[ImageResult], threshold: float, size: tuple[int, in
     d.text((x1, h - 16), f"{hi:.2f}", fill=(0, 0, 0), font=font(11), anchor="ra")
     d.text(
         (8, 8),
-        "Anomaly score per class (raw score; right of the line = anomalous)",
+        "Anomaly score per class (0 to 1; right of the line = anomalous)",
         fill=(0, 0, 0),
         font=font(13),
     )

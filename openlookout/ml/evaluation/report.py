@@ -198,7 +198,8 @@ def write_report(ev: Evaluation, directory: str | Path) -> list[Path]:
                 d / "pr.png",
             )
         )
-    out.append(save_png(plot_scores(ev.images, ev.threshold), d / "scores.png"))
+    # The anomaly score (DetectAnomalies' scale) is 0.5 at the model's threshold (calibration.py).
+    out.append(save_png(plot_scores(ev.images, 0.5), d / "scores.png"))
     for rank, r in enumerate(worst_first(ev.images)):
         if r.overlay_png is not None:
             target = d / "overlays" / f"{rank:03d}-{safe_name(r.source_ref)}.png"

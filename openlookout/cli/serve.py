@@ -1,15 +1,11 @@
-"""The `openlookout` command. Each subcommand is a module-level `register(subparsers)` here, so
-adding one (e.g. `openlookout manifest ...`) is one function plus one line in COMMANDS."""
+"""`openlookout serve`: the API, S3 and Step Functions of template.yaml on one local endpoint."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-from collections.abc import Callable, Sequence
 from pathlib import Path
-
-Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
 
 def _parameter(text: str) -> tuple[str, str]:
@@ -26,7 +22,7 @@ def _account_id(text: str) -> str:
     return text
 
 
-def register_serve(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "serve",
         help="run the API, S3 and Step Functions of template.yaml locally on one endpoint",
@@ -124,60 +120,3 @@ def run_serve(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
-
-
-def register_manifest(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from openlookout.tools.manifest_from_folder import register
-
-    register(subparsers)
-
-
-def register_edge_agent(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "edge-agent", help="serve models over L4V's EdgeAgent gRPC API on a Unix socket"
-    )
-    from openlookout.edge.command import add_arguments
-
-    add_arguments(parser)
-
-
-def _client_commands() -> list[Register]:
-    from openlookout.commands import CLIENT_COMMANDS
-
-    return list(CLIENT_COMMANDS)
-
-
-COMMANDS: list[Register] = [register_serve, register_manifest, register_edge_agent, *_client_commands()]
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="openlookout",
-        description="OpenLookout command line: run the service, and work with it like any L4V client "
-        "(--endpoint-url or AWS_ENDPOINT_URL). `openlookout COMMAND --help` says more.",
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for register in COMMANDS:
-        register(subparsers)
-    return parser
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("openlookout")
-    except PackageNotFoundError:
-        return "unknown (not installed)"
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    from openlookout.commands import run_with_errors
-
-    args = build_parser().parse_args(argv)
-    return int(run_with_errors(args.run, args) or 0)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

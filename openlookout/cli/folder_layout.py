@@ -1,4 +1,5 @@
-"""`openlookout manifest from-folder`: a folder of images becomes S3 objects and Ground Truth manifests.
+"""What `openlookout manifest from-folder` makes of a folder: which images, labels and masks go
+into which manifest, the masks in L4V's format, and each manifest line.
 
 Two layouts are understood:
 
@@ -10,27 +11,20 @@ Two layouts are understood:
   type; a mask is `masks/<same relative path>.png` or `<stem>_mask.png` beside the image.
 
 Anomaly type names become `[a-zA-Z0-9]+` (the service model's AnomalyName), e.g. `broken_large` ->
-`brokenLarge`. Nothing is written into DIR.
+`brokenLarge`. Nothing is written into DIR (manifest.py uploads).
 """
 
 from __future__ import annotations
 
-import argparse
 import colorsys
 import io
 import json
 import re
-import sys
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
-from botocore.exceptions import ClientError
 from PIL import Image
-
-from openlookout.storage import s3
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 JOB_NAME = "labeling-job/openlookout-from-folder"
@@ -171,96 +165,3 @@ def manifest_line(
             "job-name": JOB_NAME,
         }
     return json.dumps(line)
-
-
-@dataclass(frozen=True)
-class Written:
-    uri: str
-    normal: int
-    anomaly: int
-    masks: int
-
-
-def from_folder(
-    root: Path,
-    bucket: str,
-    prefix: str,
-    train_key: str | None = None,
-    test_key: str | None = None,
-    threads: int = 16,
-) -> list[Written]:
-    """Uploads the images (and converted masks) and writes the manifests; returns what was written."""
-    plans = plan(root, prefix, train_key, test_key)
-    base = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
-    colors = class_colors(s.anomaly_type for p in plans for s in p.samples if s.anomaly_type and s.mask)
-    created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
-
-    def upload(sample: Sample) -> str:
-        relative = sample.image.relative_to(root).as_posix()
-        image_key = f"{base}{relative}"
-        s3.put_text(bucket, image_key, sample.image.read_bytes())
-        mask_uri = color = None
-        if sample.mask is not None and sample.anomaly_type is not None:
-            color = colors[sample.anomaly_type]
-            mask_key = f"{base}masks/{Path(relative).with_suffix('.png').as_posix()}"
-            s3.put_text(bucket, mask_key, l4v_mask(sample.mask, color))
-            mask_uri = f"s3://{bucket}/{mask_key}"
-        return manifest_line(f"s3://{bucket}/{image_key}", sample, mask_uri, color, created)
-
-    written = []
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        for manifest in plans:
-            lines = list(pool.map(upload, manifest.samples))
-            s3.put_text(bucket, manifest.key, "\n".join(lines) + "\n")
-            anomalies = sum(1 for s in manifest.samples if s.anomaly_type)
-            written.append(
-                Written(
-                    f"s3://{bucket}/{manifest.key}",
-                    normal=len(manifest.samples) - anomalies,
-                    anomaly=anomalies,
-                    masks=sum(1 for s in manifest.samples if s.anomaly_type and s.mask),
-                )
-            )
-    return written
-
-
-# ------------------------------------------------------------------ command line
-
-
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    manifest = subparsers.add_parser("manifest", help="make Ground Truth manifests for datasets")
-    commands = manifest.add_subparsers(dest="manifest_command", required=True, metavar="COMMAND")
-    parser = commands.add_parser(
-        "from-folder",
-        help="upload a folder of images to S3 and write its manifest(s)",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("folder", type=Path, metavar="DIR")
-    parser.add_argument("--bucket", required=True, help="the S3 bucket for images, masks and manifests")
-    parser.add_argument("--prefix", default="", help="key prefix for everything written (default: none)")
-    parser.add_argument(
-        "--train-manifest",
-        metavar="KEY",
-        help="manifest key (default PREFIX/train.manifest, "
-        "or PREFIX/dataset.manifest for normal/ + anomaly/ folders)",
-    )
-    parser.add_argument(
-        "--test-manifest", metavar="KEY", help="test manifest key (default PREFIX/test.manifest)"
-    )
-    parser.set_defaults(run=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    try:
-        written = from_folder(args.folder, args.bucket, args.prefix, args.train_manifest, args.test_manifest)
-    except (LayoutError, ClientError) as error:
-        print(f"openlookout manifest from-folder: {error}", file=sys.stderr)
-        return 2
-    for manifest in written:
-        masks = f", {manifest.masks} with masks" if manifest.masks else ""
-        print(
-            f"{manifest.uri}: {manifest.normal + manifest.anomaly} images "
-            f"({manifest.normal} normal, {manifest.anomaly} anomaly{masks})"
-        )
-    return 0
