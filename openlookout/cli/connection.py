@@ -11,10 +11,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from openlookout.settings import client_settings
+from openlookout.settings import DEFAULT_REGION, client_settings
 
 LOOPBACK_PREFIXES = ("http://127.0.0.1", "http://localhost", "http://[::1]")
-DEFAULT_REGION = "us-east-1"
 
 
 def connection_options() -> argparse.ArgumentParser:

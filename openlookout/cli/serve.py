@@ -7,6 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+from openlookout.settings import DEFAULT_REGION
+
 
 def _parameter(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
@@ -60,7 +62,7 @@ def _add_serve_resources(parser: argparse.ArgumentParser) -> None:
         "auto: local when possible",
     )
     parser.add_argument("--account-id", type=_account_id, default="000000000000")
-    parser.add_argument("--region", default="us-east-1")
+    parser.add_argument("--region", default=DEFAULT_REGION)
     parser.add_argument(
         "--parameter",
         type=_parameter,

@@ -33,7 +33,6 @@ from openlookout.local.template import StateMachine
 log = logging.getLogger("serve.states")
 
 INTERRUPTED_ERROR = "OpenLookout.Interrupted"
-TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 MAX_EVENTS = 5000
 
 

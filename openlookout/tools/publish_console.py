@@ -21,6 +21,8 @@ from typing import Any
 
 import boto3
 
+from openlookout.settings import DEFAULT_REGION
+
 DIST = Path(__file__).resolve().parents[2] / "console" / "dist"
 ALWAYS_FRESH = {"index.html", "config.json"}  # the page and its settings: a new build shows at once
 
@@ -88,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dist", type=Path, default=DIST, help="the built console (default: console/dist)")
     args = parser.parse_args(argv)
     session = boto3.Session(region_name=args.region)
-    region = session.region_name or "us-east-1"
+    region = session.region_name or DEFAULT_REGION
     try:
         outputs = stack_outputs(session.client("cloudformation", region_name=region), args.stack)
         written = publish(args.dist, outputs, region, session.client("s3"), session.client("cloudfront"))
