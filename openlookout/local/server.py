@@ -25,14 +25,18 @@ from openlookout.local.backends import (
     LOOPBACK,
     REPO_ROOT,
     Backends,
+    MotoBackends,
     choose_backends,
     create_buckets,
     create_tables,
 )
 from openlookout.local.gateway import Gateway
 from openlookout.local.lambdas import Functions
-from openlookout.local.proxies import S3Proxy, StreamingProxy
+from openlookout.local.proxies import StreamingProxy
+from openlookout.local.request_checks import RequestChecks
 from openlookout.local.rest_events import Router
+from openlookout.local.s3_api import LocalS3
+from openlookout.local.s3_store import S3Store
 from openlookout.local.template import LocalNames, SecretStore, Template
 from openlookout.local.wsgi import StartResponse, WsgiEnviron
 
@@ -154,6 +158,7 @@ class LocalService:
         self.options = options
         self.data_dir = options.data_dir.resolve()
         self.backends: Backends | None = None
+        self.store: S3Store | None = None
         self.server: BaseWSGIServer | None = None
         self.states: Any = None
         self.in_flight: InFlight | None = None
@@ -180,7 +185,12 @@ class LocalService:
         self.server = make_server(options.host, options.port, self._app_placeholder, threaded=True)
         port = self.server.server_port
         self.endpoint = f"http://{options.host}:{port}"
-        backends = self.backends = choose_backends(options.backend, self.data_dir, LOOPBACK, options.region)
+        self.store = S3Store(self.data_dir / "s3")
+        backends = self.backends = choose_backends(
+            options.backend, self.data_dir, self.internal_key, LOOPBACK, options.region
+        )
+        if isinstance(backends, MotoBackends):
+            backends.store = self.store  # an older snapshot's buckets move into the store
         registry = self._start_backends(backends, template, f"http://{self._internal_host()}:{port}", started)
         self.states = self._start_state_machines(template, registry)
         router = Router(template.routes(), template.stage_names())
@@ -222,7 +232,8 @@ class LocalService:
         backends.wait_ready()
         log.debug("backends up after %.2f s", time.monotonic() - started)
         created = create_tables(backends, template.tables(), options.region)
-        created += create_buckets(backends, template.buckets(), options.region)
+        assert self.store is not None
+        created += create_buckets(self.store, template.buckets())
         if created:
             log.info("created %s", ", ".join(created))
         return registry
@@ -245,10 +256,18 @@ class LocalService:
         self, template: Template, registry: Functions, router: Router, backends: Backends
     ) -> Gateway:
         options = self.options
-        s3 = S3Proxy(backends.s3_url, backends.s3_access_key)
-        dynamodb = StreamingProxy(backends.dynamodb_url)
+        assert self.store is not None
+        checks = RequestChecks(options.host, self._internal_host())
+        dynamodb = StreamingProxy(backends.dynamodb_url, backends.key)
         gateway = Gateway(
-            registry, router, template.binary_media_types(), options.account_id, s3, self.states, dynamodb
+            registry,
+            router,
+            template.binary_media_types(),
+            options.account_id,
+            LocalS3(self.store),
+            checks,
+            self.states,
+            dynamodb,
         )
         gateway.backend_callers = None if options.debug_backends else {self.internal_key}
         # The console downloads ONNX exports from the artifacts bucket; the endpoint is its own origin.
@@ -280,7 +299,7 @@ class LocalService:
                 "AWS_REGION": region,
                 "AWS_DEFAULT_REGION": region,
                 # Dummy credentials: real ones must never reach AWS from a local run. The key is
-                # drawn at each start: the gateway opens its dynamodb/states routes to it alone.
+                # drawn at each start: DynamoDB and the gateway's dynamodb/states routes answer it alone.
                 "AWS_ACCESS_KEY_ID": self.internal_key,
                 "AWS_SECRET_ACCESS_KEY": DUMMY_KEY,
                 "AWS_EC2_METADATA_DISABLED": "true",

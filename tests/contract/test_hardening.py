@@ -24,7 +24,7 @@ pytestmark = pytest.mark.contract
 
 FAKE_SIGNATURE = (
     "AWS4-HMAC-SHA256 Credential=outsider/20260101/us-east-1/{service}/aws4_request, "
-    "SignedHeaders=host, Signature=00"
+    "SignedHeaders=host;x-amz-date, Signature=" + "0" * 64
 )
 
 
@@ -56,6 +56,7 @@ def _raw(server: LocalServer, method: str, path: str, service: str = "s3", **hea
     try:
         if service:
             headers.setdefault("Authorization", FAKE_SIGNATURE.format(service=service))
+            headers.setdefault("X-Amz-Date", "20260101T000000Z")
         connection.request(method, path, headers=headers)
         response = connection.getresponse()
         return response.status, response.read().decode("utf-8", "replace")
@@ -100,9 +101,10 @@ def test_bucket_names_that_leave_the_s3_folder_are_refused(hardened: LocalServer
     relative = os.path.relpath(outside, hardened.data_dir / "s3").replace("/", "%2F")
     status, body = _raw(hardened, "DELETE", f"/{relative}")
     assert status == 400 and "InvalidBucketName" in body, body
-    # The same through the Host header (s3rver takes a host name as a virtual-hosted bucket).
+    # The same through the Host header (s3rver took a host name as a virtual-hosted bucket): a
+    # Host that is not the endpoint's own is refused before anything reads it.
     status, body = _raw(hardened, "GET", "/", Host="..")
-    assert status == 400 and "InvalidBucketName" in body, body
+    assert status == 403 and "AccessDenied" in body and "Host" in body, body
     assert (outside / "keep.txt").read_text() == "keep"
 
 
@@ -174,8 +176,25 @@ def test_every_socket_listens_on_loopback_only(hardened: LocalServer) -> None:
     assert hardened.process is not None
     pids = [hardened.process.pid, *hardened.child_pids()]
     listening = _listening(pids)
-    assert len(listening) >= 3, listening  # the gateway, DynamoDB Local, s3rver
+    assert len(listening) >= 2, listening  # the gateway and DynamoDB Local (S3 is files, no port)
     assert [a for a in listening if not a.startswith("127.")] == [], listening
+
+
+def test_the_backend_port_answers_only_the_service(hardened: LocalServer) -> None:
+    """Any local process can find DynamoDB Local's port: without the key drawn at this start, sent
+    to the port's own address, it gets 403 (another user, or a web page that scans loopback)."""
+    assert hardened.process is not None
+    gateway = f"127.0.0.1:{hardened.port}"
+    backends = [a for a in _listening([hardened.process.pid, *hardened.child_pids()]) if a != gateway]
+    assert len(backends) == 1, backends
+    port = backends[0].rsplit(":", 1)[1]
+    target = {"X-Amz-Target": "DynamoDB_20120810.ListTables", "Content-Type": "application/x-amz-json-1.0"}
+    probe = LocalServer(hardened.data_dir, int(port))  # only for _raw's address
+    for extra in ({}, {"Host": f"localhost:{port}"}, {"Host": "evil.example"}):
+        status, body = _raw(probe, "POST", "/", "dynamodb", **target, **extra)
+        assert status == 403, (extra, body)
+    status, _ = _raw(probe, "OPTIONS", "/", "", Origin="http://evil.example")  # a CORS preflight
+    assert status == 403
 
 
 def test_backend_routes_are_closed_to_outside_callers(hardened: LocalServer) -> None:
@@ -198,7 +217,7 @@ def test_backend_routes_are_closed_to_outside_callers(hardened: LocalServer) -> 
             "Content-Type": "application/x-amz-json-1.0",
         },
     )
-    assert status == 403 and "AccessDeniedException" in body, body
+    assert status == 403 and "MissingAuthenticationTokenException" in body, body  # unsigned
     # The service's own handlers still reach Step Functions: CreateDataset starts a workflow.
     lookoutvision = client_for(hardened, "lookoutvision")
     project = f"handlers-{os.urandom(4).hex()}"
