@@ -122,11 +122,12 @@ class S3Store:
             raise S3Error("NoSuchBucket", 404, f"The specified bucket {bucket} does not exist.")
         return path
 
-    def _object_base(self, bucket: str, key: str) -> Path:
-        """The object's path without its suffix; key "a/b/" is "a/b/" + suffix, as s3rver had it."""
+    def _object_base(self, bucket: str, key: str) -> str:
+        """The object's path without its suffix; key "a/b/" is "a/b/" + suffix, as s3rver had it
+        (a string: a Path would drop the trailing slash and make "a/" the object "a")."""
         check_key(key)
         *folders, name = key.split("/")
-        return self._existing_bucket(bucket).joinpath(*folders) / name
+        return os.path.join(self._existing_bucket(bucket), *folders, name)
 
     def _upload_dir(self, bucket: str, upload_id: str) -> Path:
         check_upload_id(upload_id)
@@ -174,7 +175,7 @@ class S3Store:
             raise S3Error("NoSuchKey", 404, "The specified key does not exist.") from None
         return ObjectInfo(key, stat.st_size, self._etag(base), stat.st_mtime, self._headers(base))
 
-    def _etag(self, base: Path) -> str:
+    def _etag(self, base: str) -> str:
         try:
             return Path(f"{base}{MD5}").read_text().strip()
         except FileNotFoundError:  # s3rver wrote it lazily: compute and keep it, as it did
@@ -183,7 +184,7 @@ class S3Store:
             return digest
 
     @staticmethod
-    def _headers(base: Path) -> dict[str, str]:
+    def _headers(base: str) -> dict[str, str]:
         try:
             stored = json.loads(Path(f"{base}{METADATA}").read_text())
         except (FileNotFoundError, ValueError):
@@ -210,14 +211,14 @@ class S3Store:
             temporary.unlink(missing_ok=True)
         return self.head(bucket, key)
 
-    def _install(self, base: Path, data: Path, etag: str, headers: dict[str, str]) -> None:
+    def _install(self, base: str, data: Path, etag: str, headers: dict[str, str]) -> None:
         """Moves a finished temporary file into place with its metadata and ETag files."""
         kept = {k: v for k, v in headers.items() if k in STORED_HEADERS or k.startswith("x-amz-meta-")}
         metadata, md5 = self._temporary(), self._temporary()
         metadata.write_text(json.dumps(kept, indent=2))
         md5.write_text(etag)
         for attempt in range(3):  # a delete may remove the folder as it empties: make it again
-            base.parent.mkdir(parents=True, exist_ok=True)
+            os.makedirs(os.path.dirname(base), exist_ok=True)
             try:
                 os.replace(metadata, f"{base}{METADATA}")
                 os.replace(md5, f"{base}{MD5}")
@@ -247,7 +248,7 @@ class S3Store:
         for suffix in (OBJECT, MD5, METADATA):
             with contextlib.suppress(FileNotFoundError, NotADirectoryError):
                 os.unlink(f"{base}{suffix}")
-        self._prune(base.parent, self.root / bucket)
+        self._prune(Path(os.path.dirname(base)), self.root / bucket)
 
     @staticmethod
     def _prune(folder: Path, bucket_dir: Path) -> None:
