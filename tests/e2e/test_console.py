@@ -102,6 +102,8 @@ def page(server: LocalServer, sent: list[SentRequest]) -> Iterator[Any]:
         tab = context.new_page()
         errors: list[str] = []
         tab.on("pageerror", lambda error: errors.append(str(error)))
+        # The console is served with a strict Content-Security-Policy: anything it blocks is an error.
+        tab.on("console", lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None)
 
         def record(request: Any) -> None:
             if urlsplit(request.url).path.startswith("/2020-11-20/"):
