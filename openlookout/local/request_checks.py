@@ -25,19 +25,19 @@ from urllib.parse import parse_qsl
 from openlookout.local.wsgi import WsgiEnviron
 
 SIGV4_HEADER = re.compile(
-    r"AWS4-HMAC-SHA256 Credential=[A-Za-z0-9]{1,128}/\d{8}/[a-z0-9-]{1,32}/[a-z0-9-]{1,64}/aws4_request,\s*"
+    r"AWS4-HMAC-SHA256 Credential=[\w.+=@-]{1,128}/\d{8}/[a-z0-9-]{1,32}/[a-z0-9-]{1,64}/aws4_request,\s*"
     r"SignedHeaders=(?P<signed>[a-z0-9-]+(?:;[a-z0-9-]+)*),\s*Signature=[0-9a-f]{64}"
 )
 SIGV4_QUERY = {
     "X-Amz-Algorithm": re.compile(r"AWS4-HMAC-SHA256"),
-    "X-Amz-Credential": re.compile(r"[A-Za-z0-9]{1,128}/\d{8}/[a-z0-9-]{1,32}/s3/aws4_request"),
+    "X-Amz-Credential": re.compile(r"[\w.+=@-]{1,128}/\d{8}/[a-z0-9-]{1,32}/s3/aws4_request"),
     "X-Amz-Date": re.compile(r"\d{8}T\d{6}Z"),
     "X-Amz-Expires": re.compile(r"\d{1,6}"),
     "X-Amz-SignedHeaders": re.compile(r"[a-z0-9-]+(?:;[a-z0-9-]+)*"),
     "X-Amz-Signature": re.compile(r"[0-9a-f]{64}"),
 }
 SIGV2_QUERY = {
-    "AWSAccessKeyId": re.compile(r"[A-Za-z0-9]{1,128}"),
+    "AWSAccessKeyId": re.compile(r"[\w.+=@-]{1,128}"),
     "Signature": re.compile(r"[A-Za-z0-9+/=]{20,64}"),
     "Expires": re.compile(r"\d{1,12}"),
 }

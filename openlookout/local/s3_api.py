@@ -33,6 +33,7 @@ AUTH_PARAMETERS = frozenset(
         "X-Amz-SignedHeaders",
         "X-Amz-Signature",
         "X-Amz-Security-Token",
+        "X-Amz-Content-Sha256",  # the JS SDK's presigned URLs (UNSIGNED-PAYLOAD)
         "AWSAccessKeyId",
         "Signature",
         "Expires",
@@ -69,6 +70,7 @@ class Operation:
 LISTING = frozenset(
     {"prefix", "delimiter", "max-keys", "continuation-token", "start-after", "encoding-type", "fetch-owner"}
 )
+OBJECT_READ = frozenset({"versionId", "x-amz-checksum-mode"})  # the JS SDK presigns the mode as a parameter
 OPERATIONS = (
     Operation("ListBuckets", "GET", "service"),
     Operation("CreateBucket", "PUT", "bucket"),
@@ -76,12 +78,8 @@ OPERATIONS = (
     Operation("DeleteBucket", "DELETE", "bucket"),
     Operation("ListObjectsV2", "GET", "bucket", "list-type", LISTING),
     Operation("DeleteObjects", "POST", "bucket", "delete"),
-    Operation(
-        "GetObject", "GET", "object", None, frozenset({"versionId"}), frozenset({"x-amz-checksum-mode"})
-    ),
-    Operation(
-        "HeadObject", "HEAD", "object", None, frozenset({"versionId"}), frozenset({"x-amz-checksum-mode"})
-    ),
+    Operation("GetObject", "GET", "object", None, OBJECT_READ, frozenset({"x-amz-checksum-mode"})),
+    Operation("HeadObject", "HEAD", "object", None, OBJECT_READ, frozenset({"x-amz-checksum-mode"})),
     Operation(
         "PutObject",  # CopyObject too: the same request with x-amz-copy-source
         "PUT",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import ipaddress
+import itertools
 import logging
 import os
 import secrets
@@ -105,44 +106,54 @@ class DataDirLock:
 
 
 class InFlight:
-    """WSGI middleware that counts requests until their response is fully sent, so a stop can wait."""
+    """WSGI middleware that counts requests until their response is sent, so a stop can wait.
+
+    A request is done when its body has been iterated to the end (or failed, or been closed),
+    not when the server's own cleanup after it ends: werkzeug then reads what the client left
+    unsent, which waits on a client that keeps its connection open.
+    """
 
     def __init__(self, app: Any) -> None:
         self.app = app
-        self._count = 0
+        self._running: dict[int, str] = {}  # what each request is, for the log at a stop
+        self._next = itertools.count()
         self._idle = threading.Condition()
 
     def __call__(self, environ: WsgiEnviron, start_response: StartResponse) -> Iterable[bytes]:
+        token = next(self._next)
         with self._idle:
-            self._count += 1
+            self._running[token] = f"{environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')}"
         try:
             body = self.app(environ, start_response)
         except BaseException:
-            self._done()
+            self._done(token)
             raise
-        return _Closing(body, self._done)
+        return _Tracked(body, lambda: self._done(token))
 
-    def _done(self) -> None:
+    def _done(self, token: int) -> None:
         with self._idle:
-            self._count -= 1
+            self._running.pop(token, None)
             self._idle.notify_all()
 
-    def wait_idle(self, timeout_s: float) -> int:
-        """Waits until no request is in flight or `timeout_s` passes; returns how many are left."""
+    def wait_idle(self, timeout_s: float) -> list[str]:
+        """Waits until no request is in flight or `timeout_s` passes; returns those left."""
         with self._idle:
-            self._idle.wait_for(lambda: self._count == 0, timeout_s)
-            return self._count
+            self._idle.wait_for(lambda: not self._running, timeout_s)
+            return list(self._running.values())
 
 
-class _Closing:
-    """A response body whose close() (called by the server once it is sent) also runs `on_close`."""
+class _Tracked:
+    """A response body that reports once it is finished: iterated to its end, failed, or closed."""
 
-    def __init__(self, body: Iterable[bytes], on_close: Callable[[], None]) -> None:
+    def __init__(self, body: Iterable[bytes], on_done: Callable[[], None]) -> None:
         self.body = body
-        self.on_close = on_close
+        self.on_done: Callable[[], None] | None = on_done
 
     def __iter__(self) -> Iterator[bytes]:
-        return iter(self.body)
+        try:
+            yield from self.body
+        finally:
+            self._finish()
 
     def close(self) -> None:
         try:
@@ -150,7 +161,12 @@ class _Closing:
             if close is not None:
                 close()
         finally:
-            self.on_close()
+            self._finish()
+
+    def _finish(self) -> None:
+        on_done, self.on_done = self.on_done, None
+        if on_done is not None:
+            on_done()
 
 
 class LocalService:
@@ -331,9 +347,10 @@ class LocalService:
             left = self.in_flight.wait_idle(self.options.shutdown_grace_s)
             if left:
                 log.warning(
-                    "%d requests still running after %.0f s; cutting them",
-                    left,
+                    "%d requests still running after %.0f s; cutting them: %s",
+                    len(left),
                     self.options.shutdown_grace_s,
+                    ", ".join(left),
                 )
         if self.states is not None:
             self.states.shutdown()

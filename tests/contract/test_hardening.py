@@ -8,6 +8,8 @@ from __future__ import annotations
 import http.client
 import os
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -19,6 +21,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.contract.conftest import ROOT, LocalServer, client_for, free_port
+from tests.contract.signing import signed_headers
 
 pytestmark = pytest.mark.contract
 
@@ -275,5 +278,43 @@ def test_sigterm_lets_in_flight_requests_finish(tmp_path: Path) -> None:
             thread.join(60)
         assert server.process.wait(30) == 0
         assert received == [size] * clients
+    finally:
+        server.kill()
+
+
+def _abandon(server: LocalServer, request: bytes, read: int = 0) -> None:
+    """Sends `request`, reads `read` bytes of the answer, and walks away: closes its side when it
+    read nothing (an upload given up), else resets the connection (a download cut off)."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as connection:
+        connection.sendall(request)
+        time.sleep(0.5)
+        while read > 0:
+            read -= len(connection.recv(min(read, 65536)) or b"x" * read)
+        if read < 0 or request.startswith(b"GET"):
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+def test_an_idle_server_stops_at_once_after_abandoned_transfers(tmp_path: Path) -> None:
+    """Issue 23: an idle server waited its whole grace on SIGTERM ("1 requests still running"): an
+    upload the client gave up on left the S3 proxy waiting on s3rver for the rest of the body."""
+    server = LocalServer(tmp_path / "data", free_port())
+    server.start()
+    try:
+        s3 = client_for(server, "s3")
+        s3.create_bucket(Bucket="abandoned")
+        s3.put_object(Bucket="abandoned", Key="big", Body=os.urandom(16 * 1024 * 1024))
+        endpoint, host = server.endpoint_url, f"127.0.0.1:{server.port}"
+        for method, path, length in (("PUT", "/abandoned/k", 1_000_000), ("GET", "/abandoned/big", 0)):
+            headers = signed_headers(
+                method, endpoint + path, b"", {"x-amz-content-sha256": "UNSIGNED-PAYLOAD"}
+            )
+            head = f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n" + (
+                f"Content-Length: {length}\r\n" if length else ""
+            )
+            head += "".join(f"{k}: {v}\r\n" for k, v in headers.items() if k.lower() != "host") + "\r\n"
+            _abandon(server, head.encode() + b"x" * (length // 10), read=0 if length else 1_000_000)
+        time.sleep(1)
+        assert server.stop() < 5
+        assert "still running" not in server.log_tail()
     finally:
         server.kill()
