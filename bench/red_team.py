@@ -108,7 +108,15 @@ def presigned_post(target: Target) -> dict[str, int]:
 
 @case("local endpoint", "S3 POST object form")
 def post_object(target: Target) -> dict[str, int]:
-    body = b'--b\r\nContent-Disposition: form-data; name="key"\r\n\r\nform.html\r\n--b--\r\n'
+    fields = (
+        ("key", "", "form.html"),
+        ("Content-Type", "", "text/html"),
+        ("file", '; filename="f"', "<script>"),
+    )
+    parts = [
+        f'--b\r\nContent-Disposition: form-data; name="{n}"{extra}\r\n\r\n{v}\r\n' for n, extra, v in fields
+    ]
+    body = ("".join(parts) + "--b--\r\n").encode()
     headers = {"Content-Type": "multipart/form-data; boundary=b"}
     answer = send(target.endpoint, "POST", f"/{BUCKET}?AWSAccessKeyId=x", body, headers, service=None)
     return accepted(answer)

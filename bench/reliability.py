@@ -230,7 +230,7 @@ def kill_during(
     assert bench.server.process is not None
     bench.server.process.kill()
     bench.server.process.wait(10)
-    time.sleep(1)  # s3rver and DynamoDB Local die with their parent
+    time.sleep(1)  # DynamoDB Local dies with its parent
     bench.restart()
     status = "TIMEOUT"
     deadline = time.monotonic() + 120

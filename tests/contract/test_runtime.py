@@ -149,7 +149,7 @@ def test_data_survives_a_restart_and_sigterm_is_clean(
     assert _wait_execution(stepfunctions, execution)["status"] == "SUCCEEDED"
 
     children = local_service.child_pids()
-    assert children, "DynamoDB Local and s3rver should be child processes"
+    assert children, "DynamoDB Local should be a child process"
     seconds = local_service.stop()
     assert seconds < 10, f"SIGTERM took {seconds:.1f} s"
     assert local_service.process is not None and local_service.process.returncode == 0
