@@ -94,6 +94,13 @@ def test_api_answers_under_the_stage_prefix_too(local_service: LocalServer) -> N
     assert "Projects" in json.loads(answer.body)
 
 
+def test_debug_backends_reach_dynamodb_local_through_the_endpoint(local_service: LocalServer) -> None:
+    """The session's server runs with --debug-backends: the endpoint's dynamodb route swaps the
+    caller's key for the handlers' and the Host for DynamoDB Local's, which answers nothing else."""
+    tables = client_for(local_service, "dynamodb").list_tables()["TableNames"]
+    assert "ProjectsTable" in tables
+
+
 def test_state_machine_runs_lambda_tasks_in_process(stepfunctions: Any, local_service: LocalServer) -> None:
     arn = _machine_arn(stepfunctions)
     started = stepfunctions.start_execution(

@@ -15,7 +15,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -30,7 +29,7 @@ import pytest
 from botocore.config import Config
 from PIL import Image
 
-from tests.contract.conftest import DUMMY_CREDENTIALS, REGION, ROOT, LocalServer, free_port
+from tests.contract.conftest import DUMMY_CREDENTIALS, REGION, ROOT, LocalServer
 from tests.unit.test_console_stack import cors_allowed_headers
 
 pytestmark = [pytest.mark.timeout(600)]
@@ -38,23 +37,6 @@ pytestmark = [pytest.mark.timeout(600)]
 SHOTS = ROOT / "build" / "console"
 CONSOLE = ROOT / "console" / "dist" / "index.html"
 TRAIN_WAIT_MS = 300_000  # a busy 2-core box trains the small set in well under a minute
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[LocalServer]:
-    tmp = Path(tempfile.mkdtemp(prefix="openlookout-console-"))
-    local = LocalServer(tmp / "data", free_port())
-    local.command = lambda: [  # type: ignore[method-assign]  # the plain template: no test overlay
-        sys.executable, "-m", "openlookout.cli", "serve",
-        "--port", str(local.port), "--data-dir", str(local.data_dir),
-        "--template", str(ROOT / "template.yaml"),
-    ]  # fmt: skip
-    local.start()
-    try:
-        yield local
-    finally:
-        local.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

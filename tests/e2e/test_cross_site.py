@@ -10,8 +10,6 @@ import contextlib
 import html
 import os
 import shutil
-import sys
-import tempfile
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,28 +20,11 @@ from urllib.parse import quote
 import boto3
 import pytest
 
-from tests.contract.conftest import DUMMY_CREDENTIALS, REGION, ROOT, LocalServer, free_port
+from tests.contract.conftest import DUMMY_CREDENTIALS, REGION, LocalServer
 
 pytestmark = [pytest.mark.timeout(300)]
 
 BUCKET = "openlookout-local-consoledatabucket"  # the template's: every local stack has it
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[LocalServer]:
-    tmp = Path(tempfile.mkdtemp(prefix="openlookout-cross-site-"))
-    local = LocalServer(tmp / "data", free_port())
-    local.command = lambda: [  # type: ignore[method-assign]  # the plain template, as a user runs it
-        sys.executable, "-m", "openlookout.cli", "serve",
-        "--port", str(local.port), "--data-dir", str(local.data_dir),
-        "--template", str(ROOT / "template.yaml"),
-    ]  # fmt: skip
-    local.start()
-    try:
-        yield local
-    finally:
-        local.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 class Attacker:
