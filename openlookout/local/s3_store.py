@@ -18,6 +18,7 @@ import os
 import re
 import secrets
 import shutil
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,7 @@ STORED_HEADERS = (
     "expires",
 )
 _UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
+MAX_SEGMENT_BYTES = 255 - len(METADATA)  # a file name's limit, less the longest suffix
 
 
 class S3Error(Exception):
@@ -71,6 +73,8 @@ def check_key(key: str, what: str = "object key") -> None:
         problem = "contains an empty path segment"
     if problem is None and "._S3rver_" in key:
         problem = "contains '._S3rver_', the local store's own file suffix"
+    if problem is None and any(len(part.encode()) > MAX_SEGMENT_BYTES for part in key.split("/")):
+        problem = f"has a path segment longer than {MAX_SEGMENT_BYTES} bytes, more than a file name can hold"
     if problem:
         code = "KeyTooLongError" if problem.startswith("is longer") else "InvalidArgument"
         raise S3Error(code, 400, f"The {what} {problem}.")
@@ -109,6 +113,9 @@ class S3Store:
         self.incoming = self.root / TEMPORARY
         shutil.rmtree(self.incoming, ignore_errors=True)  # what a crash left half-written
         self.incoming.mkdir()
+        # An object is three files: renamed into place (or removed) together, so no reader or
+        # concurrent writer pairs one object's bytes with another's metadata or ETag.
+        self._swap = threading.Lock()
 
     # ------------------------------------------------------------ paths (every one checked)
 
@@ -168,12 +175,28 @@ class S3Store:
     # ------------------------------------------------------------ objects
 
     def head(self, bucket: str, key: str) -> ObjectInfo:
+        info, stream = self._read(bucket, key)
+        stream.close()
+        return info
+
+    def open(self, bucket: str, key: str) -> tuple[ObjectInfo, IO[bytes]]:
+        """The object's description and its bytes, of one and the same version."""
+        return self._read(bucket, key)
+
+    def _read(self, bucket: str, key: str) -> tuple[ObjectInfo, IO[bytes]]:
         base = self._object_base(bucket, key)
-        try:
-            stat = os.stat(f"{base}{OBJECT}")
-        except (FileNotFoundError, NotADirectoryError):
-            raise S3Error("NoSuchKey", 404, "The specified key does not exist.") from None
-        return ObjectInfo(key, stat.st_size, self._etag(base), stat.st_mtime, self._headers(base))
+        with self._swap:  # the three files of one version (an open file keeps its bytes after a swap)
+            try:
+                stream = open(f"{base}{OBJECT}", "rb")  # noqa: SIM115 - the caller streams it
+            except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+                raise S3Error("NoSuchKey", 404, "The specified key does not exist.") from None
+            try:
+                stat = os.fstat(stream.fileno())
+                info = ObjectInfo(key, stat.st_size, self._etag(base), stat.st_mtime, self._headers(base))
+            except BaseException:
+                stream.close()
+                raise
+        return info, stream
 
     def _etag(self, base: str) -> str:
         try:
@@ -192,13 +215,6 @@ class S3Store:
         return {
             str(k): str(v) for k, v in stored.items() if k in STORED_HEADERS or k.startswith("x-amz-meta-")
         }
-
-    def open(self, bucket: str, key: str) -> tuple[ObjectInfo, IO[bytes]]:
-        info = self.head(bucket, key)
-        try:
-            return info, open(f"{self._object_base(bucket, key)}{OBJECT}", "rb")
-        except FileNotFoundError:  # deleted between the two calls
-            raise S3Error("NoSuchKey", 404, "The specified key does not exist.") from None
 
     def put(self, bucket: str, key: str, body: Iterable[bytes], headers: dict[str, str]) -> ObjectInfo:
         """Stores the object from its body's chunks; `headers` are what is kept with it."""
@@ -220,9 +236,10 @@ class S3Store:
         for attempt in range(3):  # a delete may remove the folder as it empties: make it again
             os.makedirs(os.path.dirname(base), exist_ok=True)
             try:
-                os.replace(metadata, f"{base}{METADATA}")
-                os.replace(md5, f"{base}{MD5}")
-                os.replace(data, f"{base}{OBJECT}")
+                with self._swap:
+                    os.replace(metadata, f"{base}{METADATA}")
+                    os.replace(md5, f"{base}{MD5}")
+                    os.replace(data, f"{base}{OBJECT}")
                 return
             except FileNotFoundError:
                 if attempt == 2:
@@ -245,9 +262,10 @@ class S3Store:
 
     def delete(self, bucket: str, key: str) -> None:
         base = self._object_base(bucket, key)
-        for suffix in (OBJECT, MD5, METADATA):
-            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-                os.unlink(f"{base}{suffix}")
+        with self._swap:
+            for suffix in (OBJECT, MD5, METADATA):
+                with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                    os.unlink(f"{base}{suffix}")
         self._prune(Path(os.path.dirname(base)), self.root / bucket)
 
     @staticmethod

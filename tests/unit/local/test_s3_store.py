@@ -57,6 +57,7 @@ def test_reads_what_s3rver_wrote(tmp_path: Path) -> None:
         "k\x00",
         "._S3rver_uploads/x",
         "a._S3rver_object/b",
+        "d/" + "x" * 240,
     ],
 )
 def test_keys_that_could_leave_their_folder_are_refused(store: S3Store, key: str, tmp_path: Path) -> None:
