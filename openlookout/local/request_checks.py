@@ -7,7 +7,7 @@
 - A SigV4-shaped `Authorization` header on every API and S3 call; S3 also takes a presigned
   URL (SigV4 or the SigV2 that boto3 presigns with), unexpired, for GET, HEAD and PUT only: a
   browser form can reach a URL, so nothing a form can send (POST) may rest on one.
-- Form content types (`multipart/form-data`, `application/x-www-form-urlencoded`) never.
+- POSTs with a form's content type (`multipart/form-data`, `application/x-www-form-urlencoded`) never.
 
 Signatures are not verified (no credentials exist locally): their shape is what no web page
 can produce without the browser asking the endpoint first, and it answers no CORS preflight.
@@ -105,8 +105,9 @@ def _origin_problem(environ: WsgiEnviron, host: str, console: bool) -> str | Non
 
 
 def _form_problem(environ: WsgiEnviron) -> str | None:
+    """A form's POST (only POST: a form cannot PUT, and urllib labels any PUT body as a form)."""
     content_type = environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
-    if content_type in FORM_TYPES:
+    if environ["REQUEST_METHOD"] == "POST" and content_type in FORM_TYPES:
         return f"Form posts ({content_type}) are refused: S3's POST object and HTML forms are not supported."
     return None
 

@@ -42,6 +42,9 @@ def test_a_signed_sdk_call_passes(checks: RequestChecks) -> None:
     assert checks.refusal(environ(), "lookoutvision", console=False) is None
     own = environ("POST", origin="http://127.0.0.1:3000", sec_fetch_site="same-origin")
     assert checks.refusal(own, "lookoutvision", console=False) is None
+    # A form cannot PUT: a PUT body labelled as a form (urllib's default) is an upload like any other.
+    labelled = environ("PUT", content_type="application/x-www-form-urlencoded")
+    assert checks.refusal(labelled, "s3", console=False) is None
 
 
 @pytest.mark.parametrize(
