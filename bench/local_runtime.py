@@ -1,10 +1,12 @@
 """Measures the candidate backends of `openlookout serve` (numbers in docs/local-runtime.md).
 
-    .venv/bin/python bench/local_runtime.py [--rounds 200]
+    .venv/bin/python bench/local_runtime.py [--rounds 200] [--compare-s3 OTHER_CHECKOUT]
 
-DynamoDB: DynamoDB Local (java) vs moto (in-process server). S3: s3rver (node) vs moto.
-Step Functions: moto's ASL interpreter (parse + run) vs openlookout.local.asl.
-Each backend runs alone; times are wall clock, medians where repeated.
+DynamoDB: DynamoDB Local (java) vs moto (in-process server). Step Functions: moto's ASL
+interpreter (parse + run) vs openlookout.local.asl. S3: the whole endpoint (`openlookout serve`
+started from this checkout) through boto3; with --compare-s3, the same from another checkout of
+this repository (e.g. one whose S3 was s3rver behind a proxy), run alternately twice so both
+see the same load. Times are wall clock, medians where repeated.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -21,9 +25,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import boto3
 
-from openlookout.local.backends import Backends, MotoBackends, NativeBackends, backend_client
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from openlookout.local.backends import Backends, MotoBackends, NativeBackends  # noqa: E402
+
+KEY = "bench" + uuid.uuid4().hex  # the backends answer only the key they were started with
 
 TABLE = {
     "TableName": "Bench",
@@ -34,6 +43,12 @@ TABLE = {
     ],
     "BillingMode": "PAY_PER_REQUEST",
 }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def timed(call: Callable[[], Any], rounds: int) -> float:
@@ -51,7 +66,7 @@ def bench_backend(backends: Backends, rounds: int) -> dict[str, Any]:
     backends.start()
     result["ready_s"] = round(time.perf_counter() - started, 2)
     try:
-        ddb = backend_client("dynamodb", backends.dynamodb_url, "us-east-1")
+        ddb = backends.client("us-east-1")
         started = time.perf_counter()
         ddb.create_table(**TABLE)
         result["create_table_ms"] = round((time.perf_counter() - started) * 1000)
@@ -93,26 +108,87 @@ def bench_backend(backends: Backends, rounds: int) -> dict[str, Any]:
         except Exception as error:
             result["filter_on_key_attribute"] = f"refused like AWS: {type(error).__name__}"
 
-        s3 = backend_client("s3", backends.s3_url, "us-east-1", backends.s3_access_key)
-        s3.create_bucket(Bucket="bench")
-        small = os.urandom(64 * 1024)
-        result["put_64k_ms"] = round(
-            timed(lambda: s3.put_object(Bucket="bench", Key="small", Body=small), rounds // 4), 1
-        )
-        result["get_64k_ms"] = round(
-            timed(lambda: s3.get_object(Bucket="bench", Key="small")["Body"].read(), rounds // 4), 1
-        )
-        with tempfile.NamedTemporaryFile() as big:
-            big.write(os.urandom(50 * 1024 * 1024))
-            big.flush()
-            started = time.perf_counter()
-            s3.upload_file(big.name, "bench", "big")
-            result["upload_50mb_multipart_s"] = round(time.perf_counter() - started, 2)
     finally:
         started = time.perf_counter()
         backends.stop()
         result["stop_s"] = round(time.perf_counter() - started, 2)
     return result
+
+
+def _serve(checkout: Path, data_dir: Path) -> tuple[subprocess.Popen[bytes], str, float]:
+    """`openlookout serve` from `checkout` (its own code and template), on a free port."""
+    port = free_port()
+    log = data_dir.parent / "serve.log"
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    command = [
+        sys.executable,
+        "-m",
+        "openlookout.cli",
+        "serve",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+    ]
+    env = {**os.environ, "PYTHONPATH": str(checkout), "OPENLOOKOUT_NODE_MODULES": str(ROOT / "node_modules")}
+    with open(log, "wb") as out:
+        process = subprocess.Popen(command, cwd=checkout, env=env, stdout=out, stderr=subprocess.STDOUT)
+    while b"listening on" not in log.read_bytes():
+        if process.poll() is not None:
+            raise RuntimeError(log.read_text())
+        time.sleep(0.05)
+    return process, f"http://127.0.0.1:{port}", time.perf_counter() - started
+
+
+def _rss_mb(pid: int) -> float:
+    """Resident memory of a process and its children (Linux /proc), in MB."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if entry.name == str(pid) or stat[1] == str(pid):
+            total += int(stat[21]) * os.sysconf("SC_PAGE_SIZE")
+    return round(total / 1e6)
+
+
+def bench_s3_endpoint(checkout: Path, rounds: int) -> dict[str, Any]:
+    """PutObject/GetObject 64 KiB, upload_file/download_file 50 MB (multipart), listing 2000 keys."""
+    with tempfile.TemporaryDirectory() as tmp:
+        process, endpoint, ready = _serve(checkout, Path(tmp) / "data")
+        try:
+            s3 = boto3.client(
+                "s3", endpoint_url=endpoint, region_name="us-east-1",
+                aws_access_key_id="bench", aws_secret_access_key="bench",
+            )  # fmt: skip
+            s3.create_bucket(Bucket="bench")
+            small, big = os.urandom(64 * 1024), Path(tmp) / "big"
+            big.write_bytes(os.urandom(50 * 1024 * 1024))
+            result: dict[str, Any] = {"ready_s": round(ready, 2)}
+            put = timed(lambda: s3.put_object(Bucket="bench", Key="small", Body=small), rounds // 4)
+            get = timed(lambda: s3.get_object(Bucket="bench", Key="small")["Body"].read(), rounds // 4)
+            result.update(put_64k_ms=round(put, 1), get_64k_ms=round(get, 1))
+            result["upload_50mb_s"] = round(
+                timed(lambda: s3.upload_file(str(big), "bench", "big"), 1) / 1000, 2
+            )
+            fetched = Path(tmp) / "fetched"
+            result["download_50mb_s"] = round(
+                timed(lambda: s3.download_file("bench", "big", str(fetched)), 1) / 1000, 2
+            )
+            for index in range(2000):
+                s3.put_object(Bucket="bench", Key=f"list/{index:05d}", Body=b"x")
+            paginator = s3.get_paginator("list_objects_v2")
+            listed = timed(
+                lambda: [p["KeyCount"] for p in paginator.paginate(Bucket="bench", Prefix="list/")], 3
+            )
+            result["list_2000_keys_ms"] = round(listed)
+            result["rss_mb"] = _rss_mb(process.pid)
+            return result
+        finally:
+            process.terminate()
+            process.wait(30)
 
 
 MAP_DEFINITION = {
@@ -186,13 +262,18 @@ def bench_moto_sfn(rounds: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=200)
+    parser.add_argument("--compare-s3", type=Path, help="another checkout whose endpoint's S3 to measure too")
     args = parser.parse_args()
     results: dict[str, Any] = {"load_average": os.getloadavg()}
     with tempfile.TemporaryDirectory() as tmp:
-        results["native (DynamoDB Local + s3rver)"] = bench_backend(
-            NativeBackends(Path(tmp) / "n"), args.rounds
-        )
-        results["moto server (in-process)"] = bench_backend(MotoBackends(Path(tmp) / "m"), args.rounds)
+        results["DynamoDB Local"] = bench_backend(NativeBackends(Path(tmp) / "n", KEY), args.rounds)
+        results["moto server (in-process)"] = bench_backend(MotoBackends(Path(tmp) / "m", KEY), args.rounds)
+    checkouts = {"s3: this checkout": ROOT} | (
+        {"s3: other checkout": args.compare_s3} if args.compare_s3 else {}
+    )
+    for run in (1, 2):
+        for name, checkout in checkouts.items():
+            results[f"{name}, run {run}"] = bench_s3_endpoint(checkout.resolve(), args.rounds)
     results["asl: openlookout.local.asl"] = bench_ours(args.rounds)
     results["asl: moto 5.2.5 parser"] = bench_moto_sfn(args.rounds)
     results["load_average_after"] = os.getloadavg()

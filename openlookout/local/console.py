@@ -12,6 +12,11 @@ from pathlib import Path
 from typing import Any
 
 PREFIX = "/console"
+# The page loads only its own files and calls only this origin; no one may frame it.
+POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 DIST = Path(__file__).resolve().parents[2] / "console" / "dist"
 
 
@@ -26,6 +31,9 @@ def _send(start_response: Any, status: str, body: bytes, content_type: str, meth
         ("Content-Length", str(len(body))),
         ("Cache-Control", "no-cache"),  # a rebuilt console shows at the next reload
         ("X-Content-Type-Options", "nosniff"),
+        ("Content-Security-Policy", POLICY),
+        ("X-Frame-Options", "DENY"),  # frame-ancestors for browsers that predate it
+        ("Referrer-Policy", "no-referrer"),
     ]
     start_response(status, headers)
     return [] if method == "HEAD" else [body]

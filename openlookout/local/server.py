@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import ipaddress
+import itertools
 import logging
 import os
 import secrets
@@ -25,14 +26,18 @@ from openlookout.local.backends import (
     LOOPBACK,
     REPO_ROOT,
     Backends,
+    MotoBackends,
     choose_backends,
     create_buckets,
     create_tables,
 )
 from openlookout.local.gateway import Gateway
 from openlookout.local.lambdas import Functions
-from openlookout.local.proxies import S3Proxy, StreamingProxy
+from openlookout.local.proxies import StreamingProxy
+from openlookout.local.request_checks import RequestChecks
 from openlookout.local.rest_events import Router
+from openlookout.local.s3_api import LocalS3
+from openlookout.local.s3_store import S3Store
 from openlookout.local.template import LocalNames, SecretStore, Template
 from openlookout.local.wsgi import StartResponse, WsgiEnviron
 
@@ -101,44 +106,54 @@ class DataDirLock:
 
 
 class InFlight:
-    """WSGI middleware that counts requests until their response is fully sent, so a stop can wait."""
+    """WSGI middleware that counts requests until their response is sent, so a stop can wait.
+
+    A request is done when its body has been iterated to the end (or failed, or been closed),
+    not when the server's own cleanup after it ends: werkzeug then reads what the client left
+    unsent, which waits on a client that keeps its connection open.
+    """
 
     def __init__(self, app: Any) -> None:
         self.app = app
-        self._count = 0
+        self._running: dict[int, str] = {}  # what each request is, for the log at a stop
+        self._next = itertools.count()
         self._idle = threading.Condition()
 
     def __call__(self, environ: WsgiEnviron, start_response: StartResponse) -> Iterable[bytes]:
+        token = next(self._next)
         with self._idle:
-            self._count += 1
+            self._running[token] = f"{environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')}"
         try:
             body = self.app(environ, start_response)
         except BaseException:
-            self._done()
+            self._done(token)
             raise
-        return _Closing(body, self._done)
+        return _Tracked(body, lambda: self._done(token))
 
-    def _done(self) -> None:
+    def _done(self, token: int) -> None:
         with self._idle:
-            self._count -= 1
+            self._running.pop(token, None)
             self._idle.notify_all()
 
-    def wait_idle(self, timeout_s: float) -> int:
-        """Waits until no request is in flight or `timeout_s` passes; returns how many are left."""
+    def wait_idle(self, timeout_s: float) -> list[str]:
+        """Waits until no request is in flight or `timeout_s` passes; returns those left."""
         with self._idle:
-            self._idle.wait_for(lambda: self._count == 0, timeout_s)
-            return self._count
+            self._idle.wait_for(lambda: not self._running, timeout_s)
+            return list(self._running.values())
 
 
-class _Closing:
-    """A response body whose close() (called by the server once it is sent) also runs `on_close`."""
+class _Tracked:
+    """A response body that reports once it is finished: iterated to its end, failed, or closed."""
 
-    def __init__(self, body: Iterable[bytes], on_close: Callable[[], None]) -> None:
+    def __init__(self, body: Iterable[bytes], on_done: Callable[[], None]) -> None:
         self.body = body
-        self.on_close = on_close
+        self.on_done: Callable[[], None] | None = on_done
 
     def __iter__(self) -> Iterator[bytes]:
-        return iter(self.body)
+        try:
+            yield from self.body
+        finally:
+            self._finish()
 
     def close(self) -> None:
         try:
@@ -146,7 +161,12 @@ class _Closing:
             if close is not None:
                 close()
         finally:
-            self.on_close()
+            self._finish()
+
+    def _finish(self) -> None:
+        on_done, self.on_done = self.on_done, None
+        if on_done is not None:
+            on_done()
 
 
 class LocalService:
@@ -154,6 +174,7 @@ class LocalService:
         self.options = options
         self.data_dir = options.data_dir.resolve()
         self.backends: Backends | None = None
+        self.store: S3Store | None = None
         self.server: BaseWSGIServer | None = None
         self.states: Any = None
         self.in_flight: InFlight | None = None
@@ -180,7 +201,12 @@ class LocalService:
         self.server = make_server(options.host, options.port, self._app_placeholder, threaded=True)
         port = self.server.server_port
         self.endpoint = f"http://{options.host}:{port}"
-        backends = self.backends = choose_backends(options.backend, self.data_dir, LOOPBACK, options.region)
+        self.store = S3Store(self.data_dir / "s3")
+        backends = self.backends = choose_backends(
+            options.backend, self.data_dir, self.internal_key, LOOPBACK, options.region
+        )
+        if isinstance(backends, MotoBackends):
+            backends.store = self.store  # an older snapshot's buckets move into the store
         registry = self._start_backends(backends, template, f"http://{self._internal_host()}:{port}", started)
         self.states = self._start_state_machines(template, registry)
         router = Router(template.routes(), template.stage_names())
@@ -222,7 +248,8 @@ class LocalService:
         backends.wait_ready()
         log.debug("backends up after %.2f s", time.monotonic() - started)
         created = create_tables(backends, template.tables(), options.region)
-        created += create_buckets(backends, template.buckets(), options.region)
+        assert self.store is not None
+        created += create_buckets(self.store, template.buckets())
         if created:
             log.info("created %s", ", ".join(created))
         return registry
@@ -245,10 +272,18 @@ class LocalService:
         self, template: Template, registry: Functions, router: Router, backends: Backends
     ) -> Gateway:
         options = self.options
-        s3 = S3Proxy(backends.s3_url, backends.s3_access_key)
-        dynamodb = StreamingProxy(backends.dynamodb_url)
+        assert self.store is not None
+        checks = RequestChecks(options.host, self._internal_host())
+        dynamodb = StreamingProxy(backends.dynamodb_url, backends.key)
         gateway = Gateway(
-            registry, router, template.binary_media_types(), options.account_id, s3, self.states, dynamodb
+            registry,
+            router,
+            template.binary_media_types(),
+            options.account_id,
+            LocalS3(self.store),
+            checks,
+            self.states,
+            dynamodb,
         )
         gateway.backend_callers = None if options.debug_backends else {self.internal_key}
         # The console downloads ONNX exports from the artifacts bucket; the endpoint is its own origin.
@@ -280,7 +315,7 @@ class LocalService:
                 "AWS_REGION": region,
                 "AWS_DEFAULT_REGION": region,
                 # Dummy credentials: real ones must never reach AWS from a local run. The key is
-                # drawn at each start: the gateway opens its dynamodb/states routes to it alone.
+                # drawn at each start: DynamoDB and the gateway's dynamodb/states routes answer it alone.
                 "AWS_ACCESS_KEY_ID": self.internal_key,
                 "AWS_SECRET_ACCESS_KEY": DUMMY_KEY,
                 "AWS_EC2_METADATA_DISABLED": "true",
@@ -312,9 +347,10 @@ class LocalService:
             left = self.in_flight.wait_idle(self.options.shutdown_grace_s)
             if left:
                 log.warning(
-                    "%d requests still running after %.0f s; cutting them",
-                    left,
+                    "%d requests still running after %.0f s; cutting them: %s",
+                    len(left),
                     self.options.shutdown_grace_s,
+                    ", ".join(left),
                 )
         if self.states is not None:
             self.states.shutdown()

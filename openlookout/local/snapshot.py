@@ -1,18 +1,24 @@
-"""Saves and restores everything in a DynamoDB + S3 endpoint as plain files.
+"""Saves and restores everything in a DynamoDB endpoint as plain files.
 
 moto keeps its data in memory; this is how `--backend moto` keeps it across restarts: a
 snapshot at every clean shutdown, restored at start. (moto's request recorder was tried
-first: its replay breaks multipart uploads, whose upload ids differ on replay.)
+first: its replay breaks multipart uploads, whose upload ids differ on replay.) Snapshots of
+earlier versions also held moto's S3 buckets: restore() moves them into the local S3 store.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import uuid
 from pathlib import Path
 from typing import Any
+
+from openlookout.local.s3_store import S3Error, S3Store
+
+log = logging.getLogger("serve.backends")
 
 INDEX = "snapshot.json"
 
@@ -33,12 +39,12 @@ def _table_spec(description: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
-def save(dynamodb: Any, s3: Any, directory: Path) -> dict[str, int]:
+def save(dynamodb: Any, directory: Path) -> dict[str, int]:
     """Writes a complete snapshot next to `directory`, then swaps it in (a crash keeps the old one)."""
     staging = directory.with_name(f"{directory.name}.{uuid.uuid4().hex}.tmp")
     staging.mkdir(parents=True)
-    index: dict[str, Any] = {"tables": [], "buckets": []}
-    counts = {"tables": 0, "items": 0, "buckets": 0, "objects": 0}
+    index: dict[str, Any] = {"tables": []}
+    counts = {"tables": 0, "items": 0}
     for page in dynamodb.get_paginator("list_tables").paginate():
         for name in page["TableNames"]:
             description = dynamodb.describe_table(TableName=name)["Table"]
@@ -50,26 +56,6 @@ def save(dynamodb: Any, s3: Any, directory: Path) -> dict[str, int]:
                         counts["items"] += 1
             index["tables"].append({"spec": _table_spec(description), "items": items_file})
             counts["tables"] += 1
-    for bucket in s3.list_buckets().get("Buckets", []):
-        name = bucket["Name"]
-        objects = []
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=name):
-            for summary in page.get("Contents", []):
-                body_file = f"object-{counts['objects']}.bin"
-                response = s3.get_object(Bucket=name, Key=summary["Key"])
-                with open(staging / body_file, "wb") as out:
-                    shutil.copyfileobj(response["Body"], out)
-                objects.append(
-                    {
-                        "key": summary["Key"],
-                        "file": body_file,
-                        "content_type": response.get("ContentType"),
-                        "metadata": response.get("Metadata") or {},
-                    }
-                )
-                counts["objects"] += 1
-        index["buckets"].append({"name": name, "objects": objects})
-        counts["buckets"] += 1
     (staging / INDEX).write_text(json.dumps(index), encoding="utf-8")
     old = directory.with_name(f"{directory.name}.old")
     if directory.exists():
@@ -80,7 +66,7 @@ def save(dynamodb: Any, s3: Any, directory: Path) -> dict[str, int]:
     return counts
 
 
-def restore(dynamodb: Any, s3: Any, directory: Path) -> dict[str, int]:
+def restore(dynamodb: Any, store: S3Store | None, directory: Path) -> dict[str, int]:
     counts = {"tables": 0, "items": 0, "buckets": 0, "objects": 0}
     index_path = directory / INDEX
     if not index_path.exists():
@@ -101,16 +87,10 @@ def restore(dynamodb: Any, s3: Any, directory: Path) -> dict[str, int]:
             _write(dynamodb, name, batch)
             counts["items"] += len(batch)
         counts["tables"] += 1
-    for bucket in index["buckets"]:
-        s3.create_bucket(Bucket=bucket["name"])
-        for entry in bucket["objects"]:
-            extra: dict[str, Any] = {"Metadata": entry["metadata"]}
-            if entry.get("content_type"):
-                extra["ContentType"] = entry["content_type"]
-            with open(directory / entry["file"], "rb") as body:
-                s3.put_object(Bucket=bucket["name"], Key=entry["key"], Body=body, **extra)
-            counts["objects"] += 1
-        counts["buckets"] += 1
+    if store is not None:
+        for bucket in index.get("buckets", []):
+            counts["objects"] += _move_bucket(store, bucket, directory)
+            counts["buckets"] += 1
     return counts
 
 
@@ -118,3 +98,19 @@ def _write(dynamodb: Any, table: str, batch: list[dict[str, Any]]) -> None:
     pending: dict[str, Any] = {table: batch}
     while pending:
         pending = dynamodb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+
+
+def _move_bucket(store: S3Store, bucket: dict[str, Any], directory: Path) -> int:
+    """An older snapshot's bucket into the store, unless the store has the bucket already."""
+    if not store.create_bucket(bucket["name"]):
+        return 0
+    for entry in bucket["objects"]:
+        headers = {f"x-amz-meta-{k}": v for k, v in entry["metadata"].items()}
+        if entry.get("content_type"):
+            headers["content-type"] = entry["content_type"]
+        try:
+            with open(directory / entry["file"], "rb") as body:
+                store.put(bucket["name"], entry["key"], iter(lambda: body.read(1024 * 1024), b""), headers)
+        except S3Error as error:  # a key the store cannot keep as a file
+            log.warning("snapshot: s3://%s/%s left out: %s", bucket["name"], entry["key"], error.message)
+    return len(bucket["objects"])

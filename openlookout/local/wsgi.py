@@ -93,6 +93,23 @@ def read_body(environ: WsgiEnviron) -> bytes:
     return b""
 
 
+def drain(environ: WsgiEnviron, limit: int = 1024 * 1024) -> None:
+    """Reads what is left of a refused request's body, up to `limit` bytes (the server discards more)."""
+    stream = environ["wsgi.input"]
+    length = environ.get("CONTENT_LENGTH")
+    if length and length.isdigit():
+        remaining = min(int(length), limit)
+    elif environ.get("wsgi.input_terminated"):  # chunked: the server marks the end
+        remaining = limit
+    else:
+        return  # no body: reading would wait for the client's next bytes
+    while remaining > 0:
+        data = stream.read(min(CHUNK, remaining))
+        if not data:
+            return
+        remaining -= len(data)
+
+
 def access_key(environ: WsgiEnviron) -> str | None:
     match = CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
     return match.group(1) if match else None

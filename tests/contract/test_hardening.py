@@ -8,6 +8,8 @@ from __future__ import annotations
 import http.client
 import os
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -19,12 +21,13 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.contract.conftest import ROOT, LocalServer, client_for, free_port
+from tests.contract.signing import signed_headers
 
 pytestmark = pytest.mark.contract
 
 FAKE_SIGNATURE = (
     "AWS4-HMAC-SHA256 Credential=outsider/20260101/us-east-1/{service}/aws4_request, "
-    "SignedHeaders=host, Signature=00"
+    "SignedHeaders=host;x-amz-date, Signature=" + "0" * 64
 )
 
 
@@ -56,6 +59,7 @@ def _raw(server: LocalServer, method: str, path: str, service: str = "s3", **hea
     try:
         if service:
             headers.setdefault("Authorization", FAKE_SIGNATURE.format(service=service))
+            headers.setdefault("X-Amz-Date", "20260101T000000Z")
         connection.request(method, path, headers=headers)
         response = connection.getresponse()
         return response.status, response.read().decode("utf-8", "replace")
@@ -100,9 +104,10 @@ def test_bucket_names_that_leave_the_s3_folder_are_refused(hardened: LocalServer
     relative = os.path.relpath(outside, hardened.data_dir / "s3").replace("/", "%2F")
     status, body = _raw(hardened, "DELETE", f"/{relative}")
     assert status == 400 and "InvalidBucketName" in body, body
-    # The same through the Host header (s3rver takes a host name as a virtual-hosted bucket).
+    # The same through the Host header (s3rver took a host name as a virtual-hosted bucket): a
+    # Host that is not the endpoint's own is refused before anything reads it.
     status, body = _raw(hardened, "GET", "/", Host="..")
-    assert status == 400 and "InvalidBucketName" in body, body
+    assert status == 403 and "AccessDenied" in body and "Host" in body, body
     assert (outside / "keep.txt").read_text() == "keep"
 
 
@@ -174,8 +179,25 @@ def test_every_socket_listens_on_loopback_only(hardened: LocalServer) -> None:
     assert hardened.process is not None
     pids = [hardened.process.pid, *hardened.child_pids()]
     listening = _listening(pids)
-    assert len(listening) >= 3, listening  # the gateway, DynamoDB Local, s3rver
+    assert len(listening) >= 2, listening  # the gateway and DynamoDB Local (S3 is files, no port)
     assert [a for a in listening if not a.startswith("127.")] == [], listening
+
+
+def test_the_backend_port_answers_only_the_service(hardened: LocalServer) -> None:
+    """Any local process can find DynamoDB Local's port: without the key drawn at this start, sent
+    to the port's own address, it gets 403 (another user, or a web page that scans loopback)."""
+    assert hardened.process is not None
+    gateway = f"127.0.0.1:{hardened.port}"
+    backends = [a for a in _listening([hardened.process.pid, *hardened.child_pids()]) if a != gateway]
+    assert len(backends) == 1, backends
+    port = backends[0].rsplit(":", 1)[1]
+    target = {"X-Amz-Target": "DynamoDB_20120810.ListTables", "Content-Type": "application/x-amz-json-1.0"}
+    probe = LocalServer(hardened.data_dir, int(port))  # only for _raw's address
+    for extra in ({}, {"Host": f"localhost:{port}"}, {"Host": "evil.example"}):
+        status, body = _raw(probe, "POST", "/", "dynamodb", **target, **extra)
+        assert status == 403, (extra, body)
+    status, _ = _raw(probe, "OPTIONS", "/", "", Origin="http://evil.example")  # a CORS preflight
+    assert status == 403
 
 
 def test_backend_routes_are_closed_to_outside_callers(hardened: LocalServer) -> None:
@@ -198,7 +220,7 @@ def test_backend_routes_are_closed_to_outside_callers(hardened: LocalServer) -> 
             "Content-Type": "application/x-amz-json-1.0",
         },
     )
-    assert status == 403 and "AccessDeniedException" in body, body
+    assert status == 403 and "MissingAuthenticationTokenException" in body, body  # unsigned
     # The service's own handlers still reach Step Functions: CreateDataset starts a workflow.
     lookoutvision = client_for(hardened, "lookoutvision")
     project = f"handlers-{os.urandom(4).hex()}"
@@ -256,5 +278,43 @@ def test_sigterm_lets_in_flight_requests_finish(tmp_path: Path) -> None:
             thread.join(60)
         assert server.process.wait(30) == 0
         assert received == [size] * clients
+    finally:
+        server.kill()
+
+
+def _abandon(server: LocalServer, request: bytes, read: int = 0) -> None:
+    """Sends `request`, reads `read` bytes of the answer, and walks away: closes its side when it
+    read nothing (an upload given up), else resets the connection (a download cut off)."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as connection:
+        connection.sendall(request)
+        time.sleep(0.5)
+        while read > 0:
+            read -= len(connection.recv(min(read, 65536)) or b"x" * read)
+        if read < 0 or request.startswith(b"GET"):
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+def test_an_idle_server_stops_at_once_after_abandoned_transfers(tmp_path: Path) -> None:
+    """Issue 23: an idle server waited its whole grace on SIGTERM ("1 requests still running"): an
+    upload the client gave up on left the S3 proxy waiting on s3rver for the rest of the body."""
+    server = LocalServer(tmp_path / "data", free_port())
+    server.start()
+    try:
+        s3 = client_for(server, "s3")
+        s3.create_bucket(Bucket="abandoned")
+        s3.put_object(Bucket="abandoned", Key="big", Body=os.urandom(16 * 1024 * 1024))
+        endpoint, host = server.endpoint_url, f"127.0.0.1:{server.port}"
+        for method, path, length in (("PUT", "/abandoned/k", 1_000_000), ("GET", "/abandoned/big", 0)):
+            headers = signed_headers(
+                method, endpoint + path, b"", {"x-amz-content-sha256": "UNSIGNED-PAYLOAD"}
+            )
+            head = f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n" + (
+                f"Content-Length: {length}\r\n" if length else ""
+            )
+            head += "".join(f"{k}: {v}\r\n" for k, v in headers.items() if k.lower() != "host") + "\r\n"
+            _abandon(server, head.encode() + b"x" * (length // 10), read=0 if length else 1_000_000)
+        time.sleep(1)
+        assert server.stop() < 5
+        assert "still running" not in server.log_tail()
     finally:
         server.kill()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-import urllib.request
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+
+from tests.contract.signing import send
 
 Names = Callable[[str], str]
 
@@ -103,12 +104,9 @@ def test_client_token_replays_and_refuses_other_parameters(lookoutvision: Any, u
 
 
 def _raw(service: Any, method: str, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict, Any]:
-    request = urllib.request.Request(service.endpoint_url + path, data=body, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, dict(response.headers), json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), json.loads(error.read())
+    """A SigV4-signed request with a body no SDK would send."""
+    answer = send(service.endpoint_url, method, path, body, headers, service="lookoutvision")
+    return answer.status, answer.headers, json.loads(answer.body)
 
 
 def test_malformed_json_is_a_validation_error(service: Any, lookoutvision: Any) -> None:
@@ -118,8 +116,8 @@ def test_malformed_json_is_a_validation_error(service: Any, lookoutvision: Any) 
         service, "POST", "/2020-11-20/projects", b'{"ProjectName": ', {"Content-Type": "application/json"}
     )
     assert status == 400
-    assert headers["x-amzn-ErrorType"] == "ValidationException"
-    assert headers["x-amzn-RequestId"]
+    assert headers["x-amzn-errortype"] == "ValidationException"
+    assert headers["x-amzn-requestid"]
     assert body["__type"] == "ValidationException"
     # and the service is still up
     assert "Projects" in lookoutvision.list_projects(MaxResults=1)

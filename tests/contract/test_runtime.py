@@ -16,6 +16,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.contract.conftest import LocalServer, client_for, free_port, process_alive
+from tests.contract.signing import send
 
 pytestmark = pytest.mark.contract
 
@@ -78,23 +79,26 @@ def test_s3_on_the_same_endpoint(
 
 
 def test_unknown_route_is_an_aws_style_error(local_service: LocalServer) -> None:
-    with pytest.raises(urllib.error.HTTPError) as caught:
-        urllib.request.urlopen(f"{local_service.endpoint_url}/2020-11-20/nothing-here")
-    assert caught.value.code == 404
-    assert caught.value.headers["x-amzn-ErrorType"]
-    body = json.loads(caught.value.read())
+    answer = send(local_service.endpoint_url, "GET", "/2020-11-20/nothing-here", service="lookoutvision")
+    assert answer.status == 404
+    assert answer.headers["x-amzn-errortype"]
+    body = json.loads(answer.body)
     assert body["__type"] and body["message"]
-
-    request = urllib.request.Request(f"{local_service.endpoint_url}/2020-11-20/projects", method="PUT")
-    with pytest.raises(urllib.error.HTTPError) as caught:
-        urllib.request.urlopen(request)
-    assert caught.value.code == 405
+    answer = send(local_service.endpoint_url, "PUT", "/2020-11-20/projects", service="lookoutvision")
+    assert answer.status == 405
 
 
 def test_api_answers_under_the_stage_prefix_too(local_service: LocalServer) -> None:
     # boto3 users of a deployed stack put /<StageName> in endpoint_url; the same URL works locally.
-    with urllib.request.urlopen(f"{local_service.endpoint_url}/v1/2020-11-20/projects") as response:
-        assert "Projects" in json.loads(response.read())
+    answer = send(local_service.endpoint_url, "GET", "/v1/2020-11-20/projects", service="lookoutvision")
+    assert "Projects" in json.loads(answer.body)
+
+
+def test_debug_backends_reach_dynamodb_local_through_the_endpoint(local_service: LocalServer) -> None:
+    """The session's server runs with --debug-backends: the endpoint's dynamodb route swaps the
+    caller's key for the handlers' and the Host for DynamoDB Local's, which answers nothing else."""
+    tables = client_for(local_service, "dynamodb").list_tables()["TableNames"]
+    assert "ProjectsTable" in tables
 
 
 def test_state_machine_runs_lambda_tasks_in_process(stepfunctions: Any, local_service: LocalServer) -> None:
@@ -152,7 +156,7 @@ def test_data_survives_a_restart_and_sigterm_is_clean(
     assert _wait_execution(stepfunctions, execution)["status"] == "SUCCEEDED"
 
     children = local_service.child_pids()
-    assert children, "DynamoDB Local and s3rver should be child processes"
+    assert children, "DynamoDB Local should be a child process"
     seconds = local_service.stop()
     assert seconds < 10, f"SIGTERM took {seconds:.1f} s"
     assert local_service.process is not None and local_service.process.returncode == 0

