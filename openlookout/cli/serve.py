@@ -58,7 +58,7 @@ def _add_serve_resources(parser: argparse.ArgumentParser) -> None:
         "--backend",
         choices=("auto", "local", "moto"),
         default="auto",
-        help="local: DynamoDB Local + s3rver (needs java, node, node_modules); moto: in-process; "
+        help="local: DynamoDB Local (needs java and node_modules); moto: in-process; "
         "auto: local when possible",
     )
     parser.add_argument("--account-id", type=_account_id, default="000000000000")

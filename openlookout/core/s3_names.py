@@ -1,9 +1,9 @@
 """S3 bucket-name and object-key rules, shared by the local S3 gateway and the L4V operations.
 
-Bucket names follow S3's general-purpose naming rules. Keys are refused when a backend that
-stores objects as files (s3rver) could resolve them outside the bucket's folder: a `.` or `..`
-segment (with `/` or `\\` as separator), a NUL byte, or more than 1024 bytes. Real S3 accepts
-dot segments, but no Lookout for Vision data needs them.
+Bucket names follow S3's general-purpose naming rules. Keys are refused when a store that keeps
+objects as files (the local S3 of `openlookout serve`) could resolve them outside the bucket's
+folder: a `.` or `..` segment (with `/` or `\\` as separator), a NUL byte, or more than 1024 bytes.
+Real S3 accepts dot segments, but no Lookout for Vision data needs them.
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ from botocore.exceptions import ClientError
 from openlookout.local.s3_store import S3Store
 from openlookout.local.template import Table
 from openlookout.local.wsgi import StartResponse, WsgiEnviron, access_key, drain, json_error, signed_service
-from openlookout.settings import client_settings
+from openlookout.settings import DEFAULT_REGION, client_settings
 
 log = logging.getLogger("serve.backends")
 
@@ -280,7 +280,7 @@ class MotoBackends(Backends):
 
     name = "moto"
 
-    def __init__(self, data_dir: Path, key: str, host: str = LOOPBACK, region: str = "us-east-1") -> None:
+    def __init__(self, data_dir: Path, key: str, host: str = LOOPBACK, region: str = DEFAULT_REGION) -> None:
         super().__init__(data_dir, key, host)
         self.region = region  # moto keeps DynamoDB tables per region
         self.snapshot_dir = data_dir / "moto" / "snapshot"
@@ -322,7 +322,7 @@ class MotoBackends(Backends):
 
 
 def choose_backends(
-    kind: str, data_dir: Path, key: str, host: str = LOOPBACK, region: str = "us-east-1"
+    kind: str, data_dir: Path, key: str, host: str = LOOPBACK, region: str = DEFAULT_REGION
 ) -> Backends:
     if kind == "auto":
         missing = native_backends_missing()

@@ -13,11 +13,12 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote
 
 from openlookout.local import s3_xml
 from openlookout.local.s3_operations import HANDLERS, Answer
+from openlookout.local.s3_request import S3Request
 from openlookout.local.s3_store import S3Error, S3Store
 from openlookout.local.wsgi import StartResponse, WsgiEnviron, raw_path
 
@@ -100,24 +101,6 @@ OPERATIONS = (
     Operation("CompleteMultipartUpload", "POST", "object", "uploadId"),
     Operation("AbortMultipartUpload", "DELETE", "object", "uploadId"),
 )
-
-
-@dataclass
-class S3Request:
-    method: str
-    bucket: str
-    key: str
-    query: dict[str, str]
-    headers: dict[str, str]  # lower-case names
-    environ: WsgiEnviron = field(repr=False)
-
-    @property
-    def target(self) -> str:
-        return "object" if self.key else "bucket" if self.bucket else "service"
-
-    @property
-    def resource(self) -> str:
-        return "/" + "/".join(p for p in (self.bucket, self.key) if p)
 
 
 def parse(environ: WsgiEnviron) -> S3Request:

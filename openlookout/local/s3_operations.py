@@ -29,7 +29,7 @@ from openlookout.local.s3_store import (
 )
 
 if TYPE_CHECKING:
-    from openlookout.local.s3_api import S3Request
+    from openlookout.local.s3_request import S3Request
 
 INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp"})
 DEFAULT_TYPE = "binary/octet-stream"  # what S3 answers for an object stored without one

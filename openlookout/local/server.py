@@ -40,6 +40,7 @@ from openlookout.local.s3_api import LocalS3
 from openlookout.local.s3_store import S3Store
 from openlookout.local.template import LocalNames, SecretStore, Template
 from openlookout.local.wsgi import StartResponse, WsgiEnviron
+from openlookout.settings import DEFAULT_REGION, Settings
 
 if TYPE_CHECKING:
     from openlookout.local.stepfunctions import StepFunctions
@@ -60,7 +61,7 @@ class ServeOptions:
     overlays: list[Path] = field(default_factory=list)
     backend: str = "auto"  # auto | local | moto
     account_id: str = "000000000000"
-    region: str = "us-east-1"
+    region: str = DEFAULT_REGION
     parameter_overrides: dict[str, str] = field(default_factory=dict)
     max_executions: int = 8
     allow_remote: bool = False  # serve on an address other than loopback
@@ -326,8 +327,8 @@ class LocalService:
                 "AWS_ENDPOINT_URL_SFN": endpoint,  # botocore's variable for the `stepfunctions` client
                 "AWS_ENDPOINT_URL_STEPFUNCTIONS": endpoint,
                 "POWERTOOLS_TRACE_DISABLED": "true",
-                "OPENLOOKOUT_LOCAL": "1",
-                "OPENLOOKOUT_DATA_DIR": str(self.data_dir),
+                Settings.variable("local"): "1",
+                Settings.variable("data_dir"): str(self.data_dir),
             }
         )
         os.environ.pop("AWS_SESSION_TOKEN", None)

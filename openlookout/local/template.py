@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from openlookout.settings import DEFAULT_REGION
+
 log = logging.getLogger("serve.template")
 
 PSEUDO_URL_SUFFIX = "amazonaws.com"
@@ -117,7 +119,7 @@ class LocalNames:
     """How template resources are named locally; computed once, then used by every `!Ref`."""
 
     account_id: str = "000000000000"
-    region: str = "us-east-1"
+    region: str = DEFAULT_REGION
     stack_name: str = "openlookout-local"
     secret: Callable[[str], str] = lambda key: "local-secret"
 

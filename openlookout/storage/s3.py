@@ -39,7 +39,7 @@ def s3_client() -> Any:
         # Image checks run on a thread pool; the default pool of 10 connections would serialise them.
         max_pool_connections=64,
         retries={"mode": "standard", "max_attempts": 5},
-        # Local S3 servers (s3rver, moto) answer on one host name, so use path-style addressing there.
+        # Local S3 endpoints (`openlookout serve`, moto) answer on one host name: path-style addressing.
         s3={"addressing_style": "path"} if local else None,
     )
     return boto3.client("s3", config=config)
