@@ -387,8 +387,9 @@ def detect(args: argparse.Namespace) -> int:
             print(f"{_short(path):<32} {result['IsAnomalous']!s:<10} {result['Confidence']:>10.3f}  {names}")
         if args.overlay:
             # Folder and name: test/dent/000.jpg and test/good/000.jpg must not overwrite each other.
-            target = args.overlay / f"{path.parent.name}_{path.stem}.png".lstrip("_")
-            draw_result(data, result).save(target)
+            target = _target_or_warning(args.overlay, f"{path.parent.name}_{path.stem}.png".lstrip("_"))
+            if target is not None:
+                draw_result(data, result).save(target)
     if args.overlay:
         print(f"overlays written to {args.overlay}/")
     return 0
@@ -533,6 +534,17 @@ def export_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _target_or_warning(directory: Path, name: str) -> Path | None:
+    """Where `name` goes under `directory`, or None (with a warning) when it would land outside."""
+    from openlookout.core.paths import UnsafePath, join_under
+
+    try:
+        return join_under(directory, name)
+    except UnsafePath as error:
+        print(f"openlookout: skipped {error}", file=sys.stderr)
+        return None
+
+
 def report_prefix(evaluation_result_key: str) -> str:
     """The report folder beside EvaluationResult-<project>-<version>.json (see workflows/training.py)."""
     folder, _, name = evaluation_result_key.rpartition("/")
@@ -555,7 +567,10 @@ def download_report(args: argparse.Namespace) -> int:
         Bucket=location["Bucket"], Prefix=prefix
     ):
         for item in page.get("Contents", []):
-            target = args.directory / item["Key"][len(prefix) :]
+            # The bucket may hold keys that someone else wrote: each must land inside the directory.
+            target = _target_or_warning(args.directory, item["Key"].removeprefix(prefix))
+            if target is None:
+                continue
             target.parent.mkdir(parents=True, exist_ok=True)
             clients.s3.download_file(location["Bucket"], item["Key"], str(target))
             count += 1

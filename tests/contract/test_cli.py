@@ -169,3 +169,47 @@ def test_progress_bar_and_report_prefix() -> None:
     assert progress_bar("coreset: 10 of 20 patches").strip() == ""  # a log line, not a stage
     assert report_prefix("out/EvaluationResult-p-1.json") == "out/EvaluationReport-p-1/"
     assert report_prefix("EvaluationResult-p-1.json") == "EvaluationReport-p-1/"
+
+
+def test_report_never_writes_outside_its_directory(
+    trained: tuple[str, Path, str],
+    endpoint: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Keys that someone else wrote under the report's prefix land inside DIR or are skipped.
+
+    AWS S3 stores keys with `../`, a leading `/`, backslashes and empty segments; the local S3 refuses
+    them, so here the report's bucket is a moto S3 server (real HTTP, any key), and the command's S3
+    client is pointed at it while DescribeModel still goes to `openlookout serve`."""
+    from moto.server import ThreadedMotoServer
+
+    from openlookout import commands
+    from tests.contract.conftest import free_port
+
+    project, _, _ = trained
+    clients = commands.Clients(endpoint, REGION)
+    described = clients.lookoutvision.describe_model(ProjectName=project, ModelVersion="1")
+    location = described["ModelDescription"]["EvaluationResult"]
+    prefix, out = report_prefix(location["Key"]), tmp_path / "report"
+    escapes = ["../parent.txt", "a/../../up.txt", f"{tmp_path}/absolute.txt", "..\\back.txt", "sub//x.txt"]
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        moto_url = f"http://127.0.0.1:{port}"
+        clients.s3 = boto3.client("s3", endpoint_url=moto_url, region_name=REGION, **DUMMY_CREDENTIALS)
+        clients.s3.create_bucket(Bucket=location["Bucket"])
+        for name in ["index.html", "overlays/a.png", *escapes]:
+            clients.s3.put_object(Bucket=location["Bucket"], Key=prefix + name, Body=name.encode())
+        listed = clients.s3.list_objects_v2(Bucket=location["Bucket"], Prefix=prefix)["Contents"]
+        assert len(listed) == 2 + len(escapes)  # the server kept every key as written
+        monkeypatch.setattr(commands, "_clients", lambda args: clients)
+        assert cli(endpoint, "report", project, "1", str(out)) == 0
+    finally:
+        server.stop()
+    written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
+    assert written == ["report/index.html", "report/overlays/a.png"]
+    warnings = capsys.readouterr().err
+    assert all(f"skipped {name!r}" in warnings for name in escapes), warnings
