@@ -63,6 +63,7 @@ def _anomalies(result: dict[str, Any]) -> str:
 def _results(args: argparse.Namespace) -> Iterator[tuple[Path, dict[str, Any]]]:
     """Each image's DetectAnomalyResult, as it comes; its overlay written first when asked for."""
     from openlookout.cli.overlay import draw_result, overlay_name
+    from openlookout.core.paths import join_under
 
     lv = Clients.of(args).lookoutvision
     if args.overlay:
@@ -73,7 +74,7 @@ def _results(args: argparse.Namespace) -> Iterator[tuple[Path, dict[str, Any]]]:
             ProjectName=args.project, ModelVersion=args.version, Body=data, ContentType=_content_type(path)
         )["DetectAnomalyResult"]
         if args.overlay:
-            draw_result(data, result).save(args.overlay / overlay_name(path))
+            draw_result(data, result).save(join_under(args.overlay, overlay_name(path)))
         yield path, result
 
 

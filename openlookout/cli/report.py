@@ -7,7 +7,8 @@ import argparse
 from pathlib import Path
 
 from openlookout.cli.connection import Clients, client_command
-from openlookout.cli.output import CommandError
+from openlookout.cli.output import CommandError, report_error
+from openlookout.core.paths import UnsafePath, join_under
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -28,12 +29,16 @@ def report_prefix(evaluation_result_key: str) -> str:
     return f"{folder}/{stem}/" if folder else f"{stem}/"
 
 
-def target_under(directory: Path, relative: str) -> Path:
-    """DIR/relative, refused when the key would lead out of DIR (`..`, an absolute path)."""
-    target = (directory / relative).resolve()
-    if relative.startswith("/") or not target.is_relative_to(directory.resolve()):
-        raise CommandError(f"refusing to write {relative!r}: it leads out of {directory}")
-    return target
+def targets_under(directory: Path, names: dict[str, str]) -> dict[str, Path]:
+    """Where each key's file goes under DIR; a key whose name would land outside DIR (someone else may
+    write to the bucket: `../`, absolute, backslashes, empty segments) is skipped with a warning."""
+    targets = {}
+    for key, name in names.items():
+        try:
+            targets[key] = join_under(directory, name)
+        except UnsafePath as error:
+            report_error(f"skipped {error}")
+    return targets
 
 
 def download_report(args: argparse.Namespace) -> int:
@@ -49,11 +54,11 @@ def download_report(args: argparse.Namespace) -> int:
     keys = [item["Key"] for page in pages for item in page.get("Contents", [])]
     if not keys:
         raise CommandError(f"nothing under s3://{bucket}/{prefix}")
-    targets = {key: target_under(args.directory, key[len(prefix) :]) for key in keys}  # all checked first
+    targets = targets_under(args.directory, {key: key[len(prefix) :] for key in keys})  # all checked first
     for key, target in targets.items():
         target.parent.mkdir(parents=True, exist_ok=True)
         clients.s3.download_file(bucket, key, str(target))
-    print(f"{len(keys)} files from s3://{bucket}/{prefix} in {args.directory}/")
+    print(f"{len(targets)} files from s3://{bucket}/{prefix} in {args.directory}/")
     entry = args.directory / "index.html"
     if entry.exists():
         print(f"open {entry}")

@@ -7,6 +7,7 @@ graph as the cloud's DetectAnomalies. Needs grpcio, protobuf, onnxruntime, numpy
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -24,7 +25,8 @@ import numpy as np
 
 from openlookout.edge import edge_agent_pb2 as pb
 from openlookout.edge import edge_agent_pb2_grpc as pb_grpc
-from openlookout.edge.command import DEFAULT_SOCKET
+from openlookout.edge import shared_memory, socket_path
+from openlookout.edge.errors import AgentError
 from openlookout.ml.serving.inference import DetectionResult, Detector
 
 log = logging.getLogger("openlookout.edge")
@@ -32,17 +34,7 @@ log = logging.getLogger("openlookout.edge")
 COMPONENT_FILE = "component.json"  # written by the packaging job next to model.json
 MIN_SIDE, MAX_SIDE = 64, 4096
 MAX_MESSAGE = MAX_SIDE * MAX_SIDE * 3 + 1024 * 1024  # the largest bitmap, in the message, and some room
-SHM_ROOT = Path("/dev/shm")  # where Linux keeps shm_open segments
 DETECT_MS_METADATA = "openlookout-detect-ms"  # trailing metadata: Detector.detect's milliseconds
-
-
-class AgentError(Exception):
-    """A refusal with its gRPC status code and a message naming the problem."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass
@@ -75,30 +67,6 @@ def discover(models_dir: Path) -> dict[str, EdgeModel]:
     return found
 
 
-def _read_shared_memory(handle: Any, expected: int) -> bytes:
-    if handle.size != expected:
-        raise AgentError(
-            grpc.StatusCode.INVALID_ARGUMENT,
-            f"The shared memory size is {handle.size} bytes; a {expected}-byte RGB888 bitmap was expected.",
-        )
-    path = SHM_ROOT / handle.name.lstrip("/")
-    try:
-        with open(path, "rb") as segment:
-            segment.seek(handle.offset)
-            data = segment.read(handle.size)
-    except OSError as error:
-        raise AgentError(
-            grpc.StatusCode.INVALID_ARGUMENT, f"The shared memory {handle.name} cannot be read: {error}"
-        ) from None
-    if len(data) != expected:
-        raise AgentError(
-            grpc.StatusCode.INVALID_ARGUMENT,
-            f"The shared memory {handle.name} holds {len(data)} bytes after offset {handle.offset}; "
-            f"{expected} were expected.",
-        )
-    return data
-
-
 def bitmap_pixels(bitmap: Any) -> np.ndarray:
     """The request's RGB888 bitmap as an (H, W, 3) uint8 array; INVALID_ARGUMENT when it is wrong."""
     width, height = bitmap.width, bitmap.height
@@ -117,7 +85,7 @@ def bitmap_pixels(bitmap: Any) -> np.ndarray:
                 f"The bitmap has {len(data)} bytes; {width}x{height} RGB888 needs {expected}.",
             )
     elif kind == "shared_memory_handle":
-        data = _read_shared_memory(bitmap.shared_memory_handle, expected)
+        data = shared_memory.read_bitmap(bitmap.shared_memory_handle, expected)
     else:
         raise AgentError(
             grpc.StatusCode.INVALID_ARGUMENT, "The bitmap has neither byte_data nor a shared memory handle."
@@ -125,32 +93,21 @@ def bitmap_pixels(bitmap: Any) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8).reshape(height, width, 3)
 
 
-def _write_mask(result: DetectionResult, params: Any, bitmap: Any) -> None:
-    """The anomaly mask as an RGB888 bitmap, in the message or in the caller's shared memory."""
+def _write_mask(result: DetectionResult, bitmap: Any, target: shared_memory.MaskTarget | None) -> None:
+    """The anomaly mask as an RGB888 bitmap, in the message or in the caller's (checked) shared memory."""
     rgb = result.mask_rgb888()  # coloured straight from the class ids: no PNG is encoded or decoded
     bitmap.width, bitmap.height = result.width, result.height
-    if params is None or not params.HasField("shared_memory_handle"):
+    if target is None:
         bitmap.byte_data = rgb
         return
-    handle = params.shared_memory_handle
-    if handle.size < len(rgb):
-        raise AgentError(
-            grpc.StatusCode.INVALID_ARGUMENT,
-            f"The mask's shared memory has {handle.size} bytes; the mask needs {len(rgb)}.",
-        )
-    try:
-        with open(SHM_ROOT / handle.name.lstrip("/"), "r+b") as segment:
-            segment.seek(handle.offset)
-            segment.write(rgb)
-    except OSError as error:
-        raise AgentError(
-            grpc.StatusCode.INVALID_ARGUMENT, f"The shared memory {handle.name} cannot be written: {error}"
-        ) from None
+    target.write(rgb)
     written = bitmap.shared_memory_handle
-    written.name, written.size, written.offset = handle.name, len(rgb), handle.offset
+    written.name, written.size, written.offset = target.name, len(rgb), target.offset
 
 
-def to_response(result: DetectionResult, detector: Detector, mask_params: Any) -> Any:
+def to_response(
+    result: DetectionResult, detector: Detector, mask_target: shared_memory.MaskTarget | None = None
+) -> Any:
     """The DetectAnomaliesResponse, filled in place: protobuf copies a message passed to a constructor,
     and a copy of the mask in the message costs as much as colouring it."""
     response = pb.DetectAnomaliesResponse()
@@ -163,7 +120,7 @@ def to_response(result: DetectionResult, detector: Detector, mask_params: Any) -
         anomaly = out.anomalies.add(name=entry["Name"])
         anomaly.pixel_anomaly.total_percentage_area = entry["PixelAnomaly"]["TotalPercentageArea"]
         anomaly.pixel_anomaly.hex_color = entry["PixelAnomaly"]["Color"]
-    _write_mask(result, mask_params, out.anomaly_mask)
+    _write_mask(result, out.anomaly_mask, mask_target)
     return response
 
 
@@ -228,13 +185,20 @@ class EdgeAgentService(pb_grpc.EdgeAgentServicer):
         if not request.HasField("bitmap"):
             raise AgentError(grpc.StatusCode.INVALID_ARGUMENT, "The request has no bitmap.")
         pixels = bitmap_pixels(request.bitmap)
-        started = time.perf_counter()
-        result = detector.detect(pixels)
-        # The graph's own time, so a client (bench/edge_agent.py) can tell the agent's overhead apart.
-        detect_ms = (time.perf_counter() - started) * 1000
-        context.set_trailing_metadata(((DETECT_MS_METADATA, f"{detect_ms:.3f}"),))
-        mask_params = request.anomaly_mask_params if request.HasField("anomaly_mask_params") else None
-        return to_response(result, detector, mask_params)
+        params = request.anomaly_mask_params if request.HasField("anomaly_mask_params") else None
+        with contextlib.ExitStack() as stack:
+            target = None
+            if params is not None and params.HasField("shared_memory_handle"):
+                # The mask is the input's size: its segment is checked before the model runs.
+                target = stack.enter_context(
+                    shared_memory.mask_target(params.shared_memory_handle, pixels.size)
+                )
+            started = time.perf_counter()
+            result = detector.detect(pixels)
+            # The graph's own time, so a client (bench/edge_agent.py) can tell the agent's overhead apart.
+            detect_ms = (time.perf_counter() - started) * 1000
+            context.set_trailing_metadata(((DETECT_MS_METADATA, f"{detect_ms:.3f}"),))
+            return to_response(result, detector, target)
 
     def StartModel(self, request: Any, context: grpc.ServicerContext) -> Any:
         return _answer(context, lambda: pb.StartModelResponse(status=self.start(request.model_component)))
@@ -295,20 +259,47 @@ def _answer(context: grpc.ServicerContext, call: Any) -> Any:
         context.abort(grpc.StatusCode.INTERNAL, f"Internal error: {error}")
 
 
-def serve(
-    models_dir: Path,
-    socket_path: str = DEFAULT_SOCKET,
-    start_all: bool = False,
-    providers: Sequence[str] = ("CPUExecutionProvider",),
-    workers: int = 4,
-    threads: int | None = None,
-) -> tuple[grpc.Server, EdgeAgentService]:
-    models = discover(models_dir)
+@dataclass(frozen=True)
+class AgentOptions:
+    """What `openlookout edge-agent` was asked for (openlookout/edge/command.py)."""
+
+    models_dir: Path
+    socket: str = socket_path.DEFAULT_SOCKET
+    socket_mode: int = socket_path.DEFAULT_SOCKET_MODE
+    start_all: bool = False
+    providers: Sequence[str] = ("CPUExecutionProvider",)
+    workers: int = 4
+    threads: int | None = None
+
+
+@dataclass
+class RunningAgent:
+    server: grpc.Server
+    service: EdgeAgentService
+    socket: str
+    bound: tuple[int, int]  # the socket file's (device, inode): only that file is removed at the end
+
+    def stop(self, grace_s: float = 2.0) -> None:
+        self.server.stop(grace=grace_s).wait()
+        socket_path.release(self.socket, self.bound)
+
+
+def _listen(server: grpc.Server, path: str, mode: int) -> tuple[int, int]:
+    """Binds `path` (SocketPathError when another file or a live agent is there) with `mode`."""
+    socket_path.claim(path)
+    with socket_path.created_with_mode(mode):
+        server.add_insecure_port(f"unix:{path}")
+    os.chmod(path, mode)  # the umask only takes permissions away; this also grants what was asked
+    return socket_path.identity(path)
+
+
+def serve(options: AgentOptions) -> RunningAgent:
+    models = discover(options.models_dir)
     if not models:
-        raise ValueError(f"no model (a folder with model.json) under {models_dir}")
-    service = EdgeAgentService(models, providers, threads)
+        raise ValueError(f"no model (a folder with model.json) under {options.models_dir}")
+    service = EdgeAgentService(models, options.providers, options.threads)
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=workers),
+        futures.ThreadPoolExecutor(max_workers=options.workers),
         # gRPC's 4 MB default would refuse bitmaps above ~1180 x 1180 sent in the message.
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE),
@@ -316,31 +307,20 @@ def serve(
         ],
     )
     pb_grpc.add_EdgeAgentServicer_to_server(service, server)
-    if os.path.exists(socket_path):  # a stale socket of an earlier run would make the bind fail
-        os.unlink(socket_path)
-    server.add_insecure_port(f"unix:{socket_path}")
+    bound = _listen(server, options.socket, options.socket_mode)
     server.start()
-    for name in models if start_all else ():
+    for name in models if options.start_all else ():
         service.start(name)
-    return server, service
+    return RunningAgent(server, service, options.socket, bound)
 
 
-def run_until_signalled(
-    models_dir: Path,
-    socket_path: str,
-    start_all: bool,
-    providers: Sequence[str],
-    workers: int,
-    threads: int | None = None,
-) -> int:
+def run_until_signalled(options: AgentOptions) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    server, service = serve(models_dir, socket_path, start_all, providers, workers, threads)
-    print(f"edge agent listening on unix:{socket_path} ({', '.join(service.models)})", flush=True)
+    agent = serve(options)
+    print(f"edge agent listening on unix:{options.socket} ({', '.join(agent.service.models)})", flush=True)
     stopped = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopped.set())
     stopped.wait()
-    server.stop(grace=2).wait()
-    if os.path.exists(socket_path):
-        os.unlink(socket_path)
+    agent.stop()
     return 0

@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from openlookout.edge.socket_path import DEFAULT_SOCKET, DEFAULT_SOCKET_MODE
+
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # the `openlookout` package
 # What `python -m openlookout.edge` imports (tests run the agent from an unpacked zip to prove it).
 AGENT_MODULES = (
@@ -34,6 +36,9 @@ AGENT_MODULES = (
     "edge/__main__.py",
     "edge/command.py",
     "edge/agent.py",
+    "edge/errors.py",
+    "edge/shared_memory.py",
+    "edge/socket_path.py",
     "edge/edge_agent.proto",
     "edge/edge_agent_pb2.py",
     "edge/edge_agent_pb2_grpc.py",
@@ -44,7 +49,6 @@ AGENT_REQUIREMENTS = ("grpcio>=1.85.1", "protobuf>=7.35.1", "numpy>=1.26", "pill
 GREENGRASS_ARCH = {"ARM64": "aarch64", "X86_64": "amd64"}
 JETSON_XAVIER = {"Os": "LINUX", "Arch": "ARM64", "Accelerator": "NVIDIA"}
 RECIPE_FORMAT = "2020-01-25"
-SOCKET = "/tmp/aws.iot.lookoutvision.EdgeAgent.sock"
 
 
 @dataclass(frozen=True)
@@ -98,7 +102,10 @@ def build_recipe(
         "ComponentVersion": version,
         "ComponentDescription": description,
         "ComponentPublisher": "OpenLookout",
-        "ComponentConfiguration": {"DefaultConfiguration": {"Socket": SOCKET}},
+        "ComponentConfiguration": {
+            # A deployment may change both (e.g. SocketMode 660 for clients in the agent's group).
+            "DefaultConfiguration": {"Socket": DEFAULT_SOCKET, "SocketMode": f"{DEFAULT_SOCKET_MODE:o}"}
+        },
         "Manifests": [
             {
                 "Platform": {"os": target.os.lower(), "architecture": GREENGRASS_ARCH[target.arch]},
@@ -106,7 +113,8 @@ def build_recipe(
                     "Install": f"python3 -m pip install --user {requirements}",
                     "Run": (
                         f"PYTHONPATH={root}/agent python3 -m openlookout.edge --models {root}/model "
-                        f"--socket {{configuration:/Socket}} --start-all {providers}"
+                        "--socket {configuration:/Socket} --socket-mode {configuration:/SocketMode} "
+                        f"--start-all {providers}"
                     ),
                 },
                 "Artifacts": [{"Uri": artifact_uri, "Unarchive": "ZIP"}],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,17 +57,44 @@ def _output_key(prefix: str, name: str) -> str:
     return f"{prefix}{name}" if not prefix or prefix.endswith("/") else f"{prefix}/{name}"
 
 
-def _register_locally(component: str, version: str, recipe: str) -> str:
-    key = f"{LOCAL_REGISTRY}/{component}/{version}/recipe.yaml"
-    bucket = settings().artifacts_bucket
+def _local_recipe_key(component: str, version: str) -> str:
+    return f"{LOCAL_REGISTRY}/{component}/{version}/recipe.yaml"
+
+
+def _clash(component: str, version: str) -> PackagingError:
+    return PackagingError(f"The component {component} version {version} already exists.")
+
+
+def _exists_locally(component: str, version: str) -> bool:
     try:
-        s3.read_head(bucket, key, length=1)
-        exists = True
+        s3.read_head(settings().artifacts_bucket, _local_recipe_key(component, version), length=1)
+        return True
     except s3.ObjectUnavailable as unavailable:
-        exists = not unavailable.missing
-    if exists:
-        raise PackagingError(f"The component {component} version {version} already exists.")
-    s3.put_text(bucket, key, recipe)
+        return not unavailable.missing
+
+
+def _exists_in_greengrass(component: str, version: str) -> bool:
+    client = boto3.client("greengrassv2")
+    region = client.meta.region_name
+    arn = f"arn:aws:greengrass:{region}:{settings().account_id}:components:{component}:versions:{version}"
+    try:
+        client.describe_component(arn=arn)
+        return True
+    except client.exceptions.ResourceNotFoundException:
+        return False
+
+
+def check_component_is_new(component: str, version: str) -> None:
+    """Before anything is written: a FAILED job must leave a published component's files as they are."""
+    exists = _exists_locally if is_local() else _exists_in_greengrass
+    if exists(component, version):
+        raise _clash(component, version)
+
+
+def _register_locally(component: str, version: str, recipe: str) -> str:
+    if _exists_locally(component, version):  # a job for the same version that finished meanwhile
+        raise _clash(component, version)
+    s3.put_text(settings().artifacts_bucket, _local_recipe_key(component, version), recipe)
     return local_component_arn(component, version)
 
 
@@ -81,31 +109,66 @@ def _register_in_greengrass(recipe: str, tags: dict[str, str]) -> str:
         raise PackagingError(f"Greengrass refused the component: {error}") from None
 
 
-def package(project_name: str, job_name: str) -> dict[str, Any]:
-    job = get_job(project_name, job_name)
-    model = get_model(project_name, int(job.model_version))
-    greengrass = job.configuration["Greengrass"]
-    component = greengrass["ComponentName"]
-    version = greengrass.get("ComponentVersion") or f"{int(job.model_version)}.0.0"
-    location = greengrass["S3OutputLocation"]
-    prefix = location.get("Prefix") or ""
-    zip_key = _output_key(prefix, artifact_name(component, version))
-    metadata = {"ComponentName": component, "ComponentVersion": version, "ModelArn": model.model_arn}
+@dataclass(frozen=True)
+class Component:
+    """What a job publishes: the component's name and version, and where its files go."""
+
+    name: str
+    version: str
+    bucket: str
+    prefix: str
+
+    @staticmethod
+    def of(greengrass: dict[str, Any], model_version: int) -> Component:
+        location = greengrass["S3OutputLocation"]
+        version = greengrass.get("ComponentVersion") or f"{model_version}.0.0"  # L4V's default
+        return Component(
+            greengrass["ComponentName"], version, location["Bucket"], location.get("Prefix") or ""
+        )
+
+    @property
+    def zip_key(self) -> str:
+        return _output_key(self.prefix, artifact_name(self.name, self.version))
+
+    @property
+    def recipe_key(self) -> str:
+        return _output_key(self.prefix, f"{self.name}-{self.version}.recipe.yaml")
+
+
+def _build(component: Component, model: Any, greengrass: dict[str, Any]) -> tuple[bytes, str]:
+    """The zip and the recipe, in memory: nothing is written before every check has passed."""
+    metadata = {"ComponentName": component.name, "ComponentVersion": component.version}
+    metadata["ModelArn"] = model.model_arn
     with tempfile.TemporaryDirectory(prefix="openlookout-package-") as work:
         directory = Path(work)
         for name in MODEL_FILES:
             fetch_file(settings().artifacts_bucket, f"{model.artifact_prefix or ''}{name}", directory / name)
         archive = build_zip(directory, metadata)
     description = greengrass.get("ComponentDescription") or f"Lookout for Vision model {model.model_arn}"
-    recipe = build_recipe(
-        component, version, description, Target.of(greengrass), f"s3://{location['Bucket']}/{zip_key}"
-    )
-    text = recipe_yaml(recipe)
-    s3.put_text(location["Bucket"], zip_key, archive)
-    s3.put_text(location["Bucket"], _output_key(prefix, f"{component}-{version}.recipe.yaml"), text)
+    zip_uri = f"s3://{component.bucket}/{component.zip_key}"
+    recipe = build_recipe(component.name, component.version, description, Target.of(greengrass), zip_uri)
+    return archive, recipe_yaml(recipe)
+
+
+def package(project_name: str, job_name: str) -> dict[str, Any]:
+    job = get_job(project_name, job_name)
+    model = get_model(project_name, int(job.model_version))
+    greengrass = job.configuration["Greengrass"]
+    component = Component.of(greengrass, int(job.model_version))
+    check_component_is_new(component.name, component.version)
+    archive, text = _build(component, model, greengrass)
+    s3.put_text(component.bucket, component.zip_key, archive)
+    s3.put_text(component.bucket, component.recipe_key, text)
     tags = {tag["Key"]: tag["Value"] for tag in greengrass.get("Tags") or ()}
-    arn = _register_locally(component, version, text) if is_local() else _register_in_greengrass(text, tags)
-    output = {"ComponentVersionArn": arn, "ComponentName": component, "ComponentVersion": version}
+    if is_local():
+        arn = _register_locally(component.name, component.version, text)
+    else:
+        arn = _register_in_greengrass(text, tags)
+    output = {
+        "ComponentVersionArn": arn,
+        "ComponentName": component.name,
+        "ComponentVersion": component.version,
+    }
     record(job, JobStatus.SUCCEEDED, output=output)
     return {"Status": job.status, "Output": output}
 

@@ -23,7 +23,7 @@ from PIL import Image
 from openlookout.cli import build_parser, main
 from openlookout.cli.overlay import overlay_name
 from openlookout.cli.progress import progress_bar
-from openlookout.cli.report import report_prefix, target_under
+from openlookout.cli.report import report_prefix, targets_under
 from openlookout.examples import generate
 from tests.contract.conftest import DUMMY_CREDENTIALS, REGION, LocalServer, Service
 
@@ -317,9 +317,49 @@ def test_progress_bar_report_prefix_and_containment(tmp_path: Path) -> None:
     assert progress_bar("coreset: 10 of 20 patches").strip() == ""  # a log line, not a stage
     assert report_prefix("out/EvaluationResult-p-1.json") == "out/EvaluationReport-p-1/"
     assert report_prefix("EvaluationResult-p-1.json") == "EvaluationReport-p-1/"
-    assert target_under(tmp_path, "overlays/a.png") == (tmp_path / "overlays/a.png").resolve()
-    from openlookout.cli.output import CommandError
+    assert targets_under(tmp_path, {"k": "overlays/a.png"}) == {"k": tmp_path / "overlays" / "a.png"}
+    assert targets_under(tmp_path, {"k": "../x.html", "l": "overlays/../../x", "m": "/etc/passwd"}) == {}
 
-    for escape in ("../x.html", "overlays/../../x", "/etc/passwd"):
-        with pytest.raises(CommandError, match="leads out of"):
-            target_under(tmp_path, escape)
+
+def test_report_never_writes_outside_its_directory(
+    trained: tuple[str, Path, str],
+    endpoint: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Keys that someone else wrote under the report's prefix land inside DIR or are skipped.
+
+    AWS S3 stores keys with `../`, a leading `/`, backslashes and empty segments; the local S3 refuses
+    them, so here the report's bucket is a moto S3 server (real HTTP, any key), and the command's S3
+    client is pointed at it while DescribeModel still goes to `openlookout serve`."""
+    from moto.server import ThreadedMotoServer
+
+    from openlookout.cli.connection import Clients
+    from tests.contract.conftest import free_port
+
+    project, _, _ = trained
+    clients = Clients(endpoint, REGION)
+    described = clients.lookoutvision.describe_model(ProjectName=project, ModelVersion="1")
+    location = described["ModelDescription"]["EvaluationResult"]
+    prefix, out = report_prefix(location["Key"]), tmp_path / "report"
+    escapes = ["../parent.txt", "a/../../up.txt", f"{tmp_path}/absolute.txt", "..\\back.txt", "sub//x.txt"]
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        moto_url = f"http://127.0.0.1:{port}"
+        clients.s3 = boto3.client("s3", endpoint_url=moto_url, region_name=REGION, **DUMMY_CREDENTIALS)
+        clients.s3.create_bucket(Bucket=location["Bucket"])
+        for name in ["index.html", "overlays/a.png", *escapes]:
+            clients.s3.put_object(Bucket=location["Bucket"], Key=prefix + name, Body=name.encode())
+        listed = clients.s3.list_objects_v2(Bucket=location["Bucket"], Prefix=prefix)["Contents"]
+        assert len(listed) == 2 + len(escapes)  # the server kept every key as written
+        monkeypatch.setattr(Clients, "of", classmethod(lambda cls, args: clients))
+        assert cli(endpoint, "report", project, "1", str(out)) == 0
+    finally:
+        server.stop()
+    written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
+    assert written == ["report/index.html", "report/overlays/a.png"]
+    warnings = capsys.readouterr().err
+    assert all(f"skipped {name!r}" in warnings for name in escapes), warnings

@@ -183,10 +183,16 @@ def package(lookoutvision: Any, s3: Any, trained: Trained, tmp_path_factory: pyt
     return folder
 
 
+def _published(s3: Any, bucket: str) -> dict[str, bytes]:
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix="components/")["Contents"]
+    return {o["Key"]: s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read() for o in listed}
+
+
 def test_clashing_component_version_fails_with_a_message(
-    lookoutvision: Any, trained: Trained, package: Path
+    lookoutvision: Any, s3: Any, trained: Trained, package: Path
 ) -> None:
     configuration = _greengrass(trained.bucket, "com.example.bottles")
+    published = _published(s3, trained.bucket)
     second = lookoutvision.start_model_packaging_job(
         ProjectName=trained.project, ModelVersion="latest", Configuration=configuration
     )["JobName"]
@@ -199,6 +205,9 @@ def test_clashing_component_version_fails_with_a_message(
     )
     assert job["Status"] == "FAILED"
     assert "com.example.bottles version 1.0.0 already exists" in job["StatusMessage"]
+    assert (
+        _published(s3, trained.bucket) == published
+    )  # the FAILED job wrote nothing (it once replaced the zip)
     pages = lookoutvision.get_paginator("list_model_packaging_jobs").paginate(
         ProjectName=trained.project, PaginationConfig={"PageSize": 1}
     )

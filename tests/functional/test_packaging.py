@@ -141,3 +141,72 @@ def test_a_workflow_that_ends_without_its_failure_path_is_repaired(call: Caller,
     repaired = _job(call, "j2")
     assert repaired["Status"] == "FAILED"
     assert "ABORTED" in repaired["StatusMessage"]
+
+
+def _objects() -> dict[str, bytes]:
+    s3 = boto3.client("s3")
+    listed = s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])
+    return {o["Key"]: s3.get_object(Bucket=BUCKET, Key=o["Key"])["Body"].read() for o in listed}
+
+
+def test_a_clashing_version_fails_before_it_writes_a_file(call: Caller, machines: StateMachines):
+    """The published component's zip and recipe stay as they are (a FAILED job once replaced them)."""
+    _model("TRAINED")
+    call("StartModelPackagingJob", ProjectName=PROJECT, ModelVersion="1", JobName="first",
+         Configuration=CONFIGURATION)  # fmt: skip
+    assert _job(call, "first")["Status"] == "SUCCEEDED"
+    published = _objects()
+    assert set(published) == {
+        "out/com.example.widgets-2.1.0.zip",
+        "out/com.example.widgets-2.1.0.recipe.yaml",
+    }
+    call("StartModelPackagingJob", ProjectName=PROJECT, ModelVersion="1", JobName="second",
+         Configuration=CONFIGURATION)  # fmt: skip
+    second = _job(call, "second")
+    assert second["Status"] == "FAILED"
+    assert second["StatusMessage"] == (
+        "Packaging failed: The component com.example.widgets version 2.1.0 already exists."
+    )
+    assert _objects() == published
+
+
+def test_on_aws_greengrass_is_asked_before_anything_is_written(
+    call: Caller, machines: StateMachines, monkeypatch: pytest.MonkeyPatch
+):
+    """Without `openlookout serve`, the clash check is Greengrass's DescribeComponent. Nothing emulates
+    greengrassv2 here (moto has only Greengrass v1), so its client is a botocore Stubber: the test
+    checks the ARN asked for and that a clash writes nothing."""
+    from botocore.stub import Stubber
+
+    from openlookout.workflows import packaging as workflow
+
+    monkeypatch.delenv("OPENLOOKOUT_LOCAL")
+    greengrass = boto3.client("greengrassv2", region_name="us-east-1")
+    stubber = Stubber(greengrass)
+    arn = "arn:aws:greengrass:us-east-1:123456789012:components:com.example.widgets:versions:2.1.0"
+    stubber.add_response("describe_component", {"arn": arn}, {"arn": arn})
+    stubber.add_client_error("describe_component", "ResourceNotFoundException", expected_params={"arn": arn})
+    created = {"arn": arn, "componentName": "com.example.widgets", "componentVersion": "2.1.0"}
+    created |= {"creationTimestamp": 0, "status": {"componentState": "REQUESTED"}}
+    stubber.add_response("create_component_version", created)
+    real_client = boto3.client
+    monkeypatch.setattr(
+        workflow.boto3,
+        "client",
+        lambda name, *a, **k: greengrass if name == "greengrassv2" else real_client(name, *a, **k),
+    )
+    _model("TRAINED")
+    with stubber:
+        call("StartModelPackagingJob", ProjectName=PROJECT, ModelVersion="1", JobName="exists",
+             Configuration=CONFIGURATION)  # fmt: skip
+        assert _job(call, "exists")["StatusMessage"].endswith(
+            "com.example.widgets version 2.1.0 already exists."
+        )
+        assert _objects() == {}
+        call("StartModelPackagingJob", ProjectName=PROJECT, ModelVersion="1", JobName="new",
+             Configuration=CONFIGURATION)  # fmt: skip
+        new = _job(call, "new")
+        assert new["Status"] == "SUCCEEDED", new
+        assert new["ModelPackagingOutputDetails"]["Greengrass"]["ComponentVersionArn"] == arn
+        stubber.assert_no_pending_responses()
+    assert len(_objects()) == 2

@@ -117,3 +117,37 @@ def test_the_agent_modules_carry_every_module_they_import() -> None:
                 assert target in carried or (folder / node.module / "__init__.py").as_posix() in carried, (
                     f"{module} imports .{node.module}, which the agent zip does not carry"
                 )
+
+
+def test_the_recipe_passes_the_socket_and_its_mode_from_the_configuration() -> None:
+    recipe = yaml.safe_load(
+        recipe_yaml(build_recipe("c", "1.0.0", "d", Target("LINUX", "X86_64", None), "s3://b/k"))
+    )
+    assert recipe["ComponentConfiguration"]["DefaultConfiguration"] == {
+        "Socket": "/tmp/aws.iot.lookoutvision.EdgeAgent.sock",  # where L4V's clients look
+        "SocketMode": "600",
+    }
+    run = recipe["Manifests"][0]["Lifecycle"]["Run"]
+    assert "--socket {configuration:/Socket} --socket-mode {configuration:/SocketMode}" in run
+
+
+def test_the_edge_modules_import_each_other_in_one_direction_only() -> None:
+    """No cycles among openlookout/edge's modules (agent and command once imported each other)."""
+    import ast
+
+    edge = PACKAGE_ROOT / "edge"
+    graph: dict[str, set[str]] = {}
+    for path in edge.glob("*.py"):
+        imported: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "openlookout.edge":
+                imported |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("openlookout.edge."):
+                imported.add(str(node.module).rsplit(".", 1)[1])
+        graph[path.stem] = imported & {p.stem for p in edge.glob("*.py")}
+
+    def reaches(start: str, goal: str, seen: frozenset[str] = frozenset()) -> bool:
+        return any(n == goal or (n not in seen and reaches(n, goal, seen | {n})) for n in graph[start])
+
+    assert graph["command"] and graph["agent"], graph  # the check sees the imports
+    assert [module for module in graph if reaches(module, module)] == []

@@ -12,9 +12,8 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "openlookout"
 
-# TODO(issue 25): cycles outside ml/ that predate this test; the lead removes them. Remove an entry
-# when its cycle is gone (the test fails on a stale entry too).
-KNOWN_CYCLES = {frozenset({"openlookout.edge.agent", "openlookout.edge.command"})}
+# None are allowed; an entry here would need a reason (the test fails on a stale entry too).
+KNOWN_CYCLES: set[frozenset[str]] = set()
 
 
 def module_name(path: Path) -> str:
