@@ -13,19 +13,22 @@ in one that imports `case` before `run` is called.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import os
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import redteam_edge  # bench/, beside this file
+
 from tests.contract.conftest import LocalServer, client_for
 from tests.contract.signing import Answer, send
 
-TOTALS = ("files_outside", "unsigned_accepted", "active_content")
+TOTALS = ("files_outside", "unsigned_accepted", "active_content", "defences_failed")
 BUCKET = "red-team"
 
 
@@ -34,6 +37,9 @@ class Target:
     server: LocalServer
     outside: Path  # beside the data dir: planted files no request may read, write or delete
     s3: Any
+    model: tuple[str, str, str] | None = None  # a trained model's project, version and images bucket
+    resources: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)  # closed by run()
+    edge: redteam_edge.EdgeRig | None = None
 
     @property
     def endpoint(self) -> str:
@@ -204,6 +210,43 @@ def console_framing(target: Target) -> dict[str, int]:
     return {"active_content": int("frame-ancestors 'none'" not in headers.get("content-security-policy", ""))}
 
 
+# ---------------------------------------------------------------- the edge agent, the CLI, packaging
+
+
+def _counts(attack: redteam_edge.Attack) -> dict[str, int]:
+    return {"files_outside": len(attack.touched_outside), "defences_failed": int(not attack.passed)}
+
+
+def _edge_case(attack: Callable[[redteam_edge.EdgeRig], redteam_edge.Attack]) -> Case:
+    def run_on_the_rig(target: Target) -> dict[str, int]:
+        if target.edge is None:  # one agent (with a small model of its own) for every edge case
+            target.edge = target.resources.enter_context(redteam_edge.edge_rig())
+        return _counts(attack(target.edge))
+
+    return run_on_the_rig
+
+
+for _attack in redteam_edge.EDGE_ATTACKS:
+    case("edge agent", _attack.__name__.replace("_", " "))(_edge_case(_attack))
+
+
+@case("openlookout report", "keys that lead out of DIR")
+def report_keys(target: Target) -> dict[str, int]:
+    assert target.model is not None, "prepare(server, model=...) names a trained model"
+    project, version, _ = target.model
+    work = target.server.data_dir.parent / "report-work"
+    work.mkdir(exist_ok=True)
+    return _counts(redteam_edge.report_key_escape(target.endpoint, project, version, work))
+
+
+@case("packaging", "a second job for a published component version")
+def packaging_version_clash(target: Target) -> dict[str, int]:
+    assert target.model is not None, "prepare(server, model=...) names a trained model"
+    project, version, bucket = target.model
+    lookoutvision = client_for(target.server, "lookoutvision")
+    return _counts(redteam_edge.packaging_clash(lookoutvision, target.s3, project, version, bucket))
+
+
 # ---------------------------------------------------------------- running them
 
 
@@ -217,9 +260,10 @@ def _outside_files(server: LocalServer) -> dict[str, bytes]:
     return found
 
 
-def prepare(server: LocalServer) -> Target:
-    """The files and the bucket the cases aim at; call it before taking stock of the files outside."""
-    target = Target(server, server.data_dir.parent / "outside-red-team", client_for(server, "s3"))
+def prepare(server: LocalServer, model: tuple[str, str, str]) -> Target:
+    """The files and the bucket the cases aim at; call it before taking stock of the files outside.
+    `model`: a trained model's project, version and images bucket (report and packaging cases)."""
+    target = Target(server, server.data_dir.parent / "outside-red-team", client_for(server, "s3"), model)
     plant(target)
     target.s3.create_bucket(Bucket=BUCKET)
     return target
@@ -228,16 +272,22 @@ def prepare(server: LocalServer) -> Target:
 def run(target: Target, report: Callable[..., None]) -> dict[str, int]:
     """Runs every case; prints a line each and returns the totals."""
     totals: Counter[str] = Counter({name: 0 for name in TOTALS})
-    for area, name, attack in CASES:
-        before = _outside_files(target.server)
-        try:
-            counts = Counter(attack(target))
-        except OSError:  # no answer at all: refused
-            counts = Counter()
-        after = _outside_files(target.server)
-        counts["files_outside"] += sum(before.get(k) != after.get(k) for k in before.keys() | after.keys())
-        totals.update(counts)
-        report(
-            f"red team: {area}: {name}", not any(counts[t] for t in TOTALS), **{t: counts[t] for t in TOTALS}
-        )
+    with target.resources:
+        for area, name, attack in CASES:
+            totals.update(_run_case(target, area, name, attack, report))
     return {name: totals[name] for name in TOTALS}
+
+
+def _run_case(
+    target: Target, area: str, name: str, attack: Case, report: Callable[..., None]
+) -> Counter[str]:
+    """One case, with the files outside the data dir compared before and after it; prints its line."""
+    before = _outside_files(target.server)
+    try:
+        counts = Counter(attack(target))
+    except OSError:  # no answer at all: refused
+        counts = Counter()
+    after = _outside_files(target.server)
+    counts["files_outside"] += sum(before.get(k) != after.get(k) for k in before.keys() | after.keys())
+    report(f"red team: {area}: {name}", not any(counts[t] for t in TOTALS), **{t: counts[t] for t in TOTALS})
+    return counts

@@ -299,15 +299,18 @@ def report_key_escape(endpoint_url: str, project: str, version: str, work: Path)
     """`openlookout report` on a model whose report folder holds keys that lead out. The local S3
     refuses such keys, so they are put in a moto S3 server (as AWS S3 stores them) that stands in
     for the report's bucket, while DescribeModel goes to the service."""
+    import boto3
     from moto.server import ThreadedMotoServer
 
-    from openlookout import commands
+    from openlookout.cli.connection import Clients
+    from openlookout.cli.output import run_command
+    from openlookout.cli.report import download_report, report_prefix
 
-    clients = commands.Clients(endpoint_url, "us-east-1")
+    clients = Clients(endpoint_url, "us-east-1")
     location = clients.lookoutvision.describe_model(ProjectName=project, ModelVersion=version)[
         "ModelDescription"
     ]["EvaluationResult"]
-    prefix, out = commands.report_prefix(location["Key"]), work / "report"
+    prefix, out = report_prefix(location["Key"]), work / "report"
     escapes = ["../parent.txt", "a/../../up.txt", f"{work}/absolute.txt", "..\\back.txt", "sub//x.txt"]
     with socket.socket() as free:
         free.bind(("127.0.0.1", 0))
@@ -315,10 +318,8 @@ def report_key_escape(endpoint_url: str, project: str, version: str, work: Path)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     before = snapshot(work)
-    original = commands._clients
+    original = Clients.of
     try:
-        import boto3
-
         keys = {"aws_access_key_id": "redteam", "aws_secret_access_key": "redteam"}
         clients.s3 = boto3.client(
             "s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1", **keys
@@ -326,12 +327,12 @@ def report_key_escape(endpoint_url: str, project: str, version: str, work: Path)
         clients.s3.create_bucket(Bucket=location["Bucket"])
         for name in ["index.html", *escapes]:
             clients.s3.put_object(Bucket=location["Bucket"], Key=prefix + name, Body=b"x")
-        commands._clients = lambda args: clients  # type: ignore[assignment]
+        Clients.of = classmethod(lambda cls, args: clients)  # type: ignore[method-assign, assignment]
         arguments = argparse.Namespace(project=project, version=version, directory=out)
         arguments.endpoint_url, arguments.region = endpoint_url, None
-        code = commands.run_with_errors(commands.download_report, arguments)
+        code = run_command(download_report, arguments)
     finally:
-        commands._clients = original  # type: ignore[assignment]
+        Clients.of = original  # type: ignore[method-assign]
         server.stop()
     touched = [p for p in changed(before, snapshot(work)) if not Path(p).is_relative_to(out)]
     return Attack("cli: report keys ../", f"report keys {escapes}", touched, code == 0 and not touched)

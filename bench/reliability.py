@@ -460,7 +460,7 @@ def main() -> int:
             outside.mkdir()
             (outside / "keep.txt").write_text("keep")
             images = setup_model(bench)
-            target = red_team.prepare(bench.server)
+            target = red_team.prepare(bench.server, (bench.project, "1", "washers"))
             before = files_outside(root, bench.server.data_dir)
             for clients, requests in ((1, 30), (4, 60), (16, 128), (32, 256)):
                 detect_load(bench, images, clients, requests)
@@ -487,6 +487,7 @@ def main() -> int:
         "red_team_files_outside_data_dir": red["files_outside"],
         "unsigned_calls_accepted": red["unsigned_accepted"],
         "active_user_content_served": red["active_content"],
+        "red_team_defences_failed": red["defences_failed"],
     }
     ok = not any(totals.values()) and all(r["ok"] for r in RESULTS)
     report("totals", ok, seconds=round(time.monotonic() - started), **totals)
