@@ -16,6 +16,7 @@ import base64
 import contextlib
 import hashlib
 import os
+import tempfile
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -234,8 +235,8 @@ for _attack in redteam_edge.EDGE_ATTACKS:
 def report_keys(target: Target) -> dict[str, int]:
     assert target.model is not None, "prepare(server, model=...) names a trained model"
     project, version, _ = target.model
-    work = target.server.data_dir.parent / "report-work"
-    work.mkdir(exist_ok=True)
+    # The command's own folder is not beside the data dir: writing its report there is its job.
+    work = Path(target.resources.enter_context(tempfile.TemporaryDirectory(prefix="openlookout-report-")))
     return _counts(redteam_edge.report_key_escape(target.endpoint, project, version, work))
 
 
