@@ -47,7 +47,14 @@ from openlookout.local.lambdas import FunctionError, FunctionNotFound
 from openlookout.local.proxies import S3Proxy, StreamingProxy
 from openlookout.local.stepfunctions import StepFunctions
 from openlookout.local.template import Function, LocalNames, SecretStore, Template
-from openlookout.local.wsgi import StartResponse, WsgiEnviron, access_key, json_error, signed_service
+from openlookout.local.wsgi import (
+    StartResponse,
+    WsgiEnviron,
+    access_key,
+    json_error,
+    raw_path,
+    signed_service,
+)
 
 log = logging.getLogger("sam-local")
 
@@ -124,12 +131,23 @@ class ContainerFunctions:
 # ---------------------------------------------------------------- the one endpoint
 
 
+class ApiProxy(StreamingProxy):
+    """To `sam local start-api`, with each `%` of the path escaped once more: its server decodes the
+    path before routing, so an ARN's `%2F` (TagResource) would split the segment. Decoded once, the
+    path is what the client sent, and the handler gets `pathParameters` still percent-encoded, as
+    API Gateway gives them."""
+
+    def target(self, environ: WsgiEnviron) -> str:
+        query = environ.get("QUERY_STRING", "")
+        return raw_path(environ).replace("%", "%25") + ("?" + query if query else "")
+
+
 class FrontDoor:
     """Routes by the SigV4 service: `s3` to the S3 backend, `dynamodb` and `states` (the functions'
     key only) to DynamoDB Local and the local Step Functions, the rest to `sam local start-api`."""
 
     def __init__(
-        self, s3: S3Proxy, dynamodb: StreamingProxy, states: StepFunctions, api: StreamingProxy, key: str
+        self, s3: S3Proxy, dynamodb: StreamingProxy, states: StepFunctions, api: ApiProxy, key: str
     ) -> None:
         self.s3, self.dynamodb, self.states, self.api, self.key = s3, dynamodb, states, api, key
 
@@ -150,8 +168,10 @@ class FrontDoor:
                         "AccessDeniedException",
                         f"The {service} API of `make sam-local` answers only the Lambda functions.",
                     )
-                return self.dynamodb(environ, start_response) if service == "dynamodb" else self.states(
-                    environ, start_response
+                return (
+                    self.dynamodb(environ, start_response)
+                    if service == "dynamodb"
+                    else self.states(environ, start_response)
                 )
             return self.api(environ, start_response)
         except ConnectionError as error:
@@ -289,7 +309,7 @@ class SamLocal:
             S3Proxy(backends.s3_url, backends.s3_access_key),
             StreamingProxy(backends.dynamodb_url),
             self.states,
-            StreamingProxy(f"http://127.0.0.1:{api_port}"),
+            ApiProxy(f"http://127.0.0.1:{api_port}"),
             self.key,
         )
         for server in self.servers:
