@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import io
 import json
 import logging
 import os
@@ -53,6 +54,7 @@ from openlookout.local.wsgi import (
     access_key,
     json_error,
     raw_path,
+    read_body,
     signed_service,
 )
 
@@ -132,14 +134,31 @@ class ContainerFunctions:
 
 
 class ApiProxy(StreamingProxy):
-    """To `sam local start-api`, with each `%` of the path escaped once more: its server decodes the
-    path before routing, so an ARN's `%2F` (TagResource) would split the segment. Decoded once, the
-    path is what the client sent, and the handler gets `pathParameters` still percent-encoded, as
-    API Gateway gives them."""
+    """To `sam local start-api`, with two of its differences from API Gateway evened out:
+
+    - each `%` of the path is escaped once more: its server decodes the path before routing, so an
+      ARN's `%2F` (TagResource) would split the segment. Decoded once, the path is what the client
+      sent, and the handler gets `pathParameters` still percent-encoded, as API Gateway gives them;
+    - a body whose Content-Type is not one of the API's binary media types goes on as text, as API
+      Gateway passes it (bytes that are not UTF-8 replaced): start-api answers 502 to it instead,
+      so DetectAnomalies with `image/gif` would never reach the handler's ValidationException.
+    """
+
+    def __init__(self, backend_url: str, binary_types: list[str]) -> None:
+        super().__init__(backend_url)
+        self.binary_types = {t.lower() for t in binary_types}
 
     def target(self, environ: WsgiEnviron) -> str:
         query = environ.get("QUERY_STRING", "")
         return raw_path(environ).replace("%", "%25") + ("?" + query if query else "")
+
+    def __call__(self, environ: WsgiEnviron, start_response: StartResponse) -> Iterable[bytes]:
+        media_type = environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
+        if media_type and media_type not in self.binary_types:
+            text = read_body(environ).decode("utf-8", errors="replace").encode()
+            environ["wsgi.input"] = io.BytesIO(text)
+            environ["CONTENT_LENGTH"] = str(len(text))
+        return super().__call__(environ, start_response)
 
 
 class FrontDoor:
@@ -309,7 +328,7 @@ class SamLocal:
             S3Proxy(backends.s3_url, backends.s3_access_key),
             StreamingProxy(backends.dynamodb_url),
             self.states,
-            ApiProxy(f"http://127.0.0.1:{api_port}"),
+            ApiProxy(f"http://127.0.0.1:{api_port}", template.binary_media_types()),
             self.key,
         )
         for server in self.servers:
