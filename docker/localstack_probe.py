@@ -13,6 +13,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -30,6 +31,8 @@ from botocore.config import Config
 ROOT = Path(__file__).resolve().parents[1]
 LOCALSTACK_PYTHON = ROOT / ".venv-ls" / "bin" / "python"
 SAM_RIE = sorted(ROOT.glob(".venv-sam/lib/python3*/site-packages/samcli/local/rapid/aws-lambda-rie-x86_64"))
+VAR_LIBS = Path("/var/lib/localstack/lib")  # localstack.config.dirs.var_libs in host mode
+INIT_VERSION = "v0.1.41-pre"  # localstack-core 4.14.0's LAMBDA_RUNTIME_DEFAULT_VERSION
 HANDLER = "def handler(event, context):\n    return {'echo': event}\n"
 
 
@@ -37,6 +40,20 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def seed_init_binary() -> Path | None:
+    """LAMBDA_INIT_BIN_PATH alone does not stop the download: LocalStack installs its own init first
+    and copies the local one over it. Where its installer looks (in host mode a fixed machine path,
+    /var/lib/localstack/lib, whatever FILESYSTEM_ROOT says), SAM's RIE makes it 'installed'.
+    Returns the file made, to remove afterwards."""
+    target = VAR_LIBS / "lambda-runtime" / INIT_VERSION / "x86_64/var/rapid/init"
+    if not SAM_RIE or target.exists():
+        return None
+    target.parent.mkdir(parents=True)
+    target.write_bytes(SAM_RIE[0].read_bytes())
+    target.chmod(0o755)
+    return target
 
 
 def start(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
@@ -52,6 +69,7 @@ def start(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
         # A local init binary instead of LocalStack's downloaded one: SAM's Runtime Interface Emulator.
         "LAMBDA_INIT_BIN_PATH": str(SAM_RIE[0]) if SAM_RIE else "",
         "LAMBDA_DOCKER_NETWORK": "bridge",
+        "DEBUG": "1" if os.environ.get("PROBE_LOG") else "0",
     }
     log = open(data_dir / "localstack.log", "wb")  # noqa: SIM115 - lives as long as the process
     process = subprocess.Popen(
@@ -156,6 +174,7 @@ def main() -> int:
         return 1
     with tempfile.TemporaryDirectory(prefix="openlookout-localstack-") as tmp:
         port = free_port()
+        seeded = seed_init_binary()
         process = start(Path(tmp), port)
         try:
             probe(f"http://127.0.0.1:{port}")
@@ -165,7 +184,12 @@ def main() -> int:
                 process.wait(30)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
+            if seeded is not None:
+                shutil.rmtree(VAR_LIBS / "lambda-runtime")
             log = (Path(tmp) / "localstack.log").read_text(errors="replace").splitlines()
+            keep = os.environ.get("PROBE_LOG")
+            if keep:
+                Path(keep).write_text("\n".join(log))
             print("\n".join(line for line in log if "rror" in line or "nstall" in line)[-3000:])
     return 0
 

@@ -375,8 +375,33 @@ class SamLocal:
             self.states.shutdown()
         for process in self.sam:
             process.stop()
+        remove_containers(self.key)
         if self.backends is not None:
             self.backends.stop()
+
+
+def remove_containers(key: str) -> None:
+    """The Lambda containers SAM left running (a warm container it was still starting when stopped):
+    those whose credentials are this run's key, so no other SAM session's are touched."""
+    listed = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", "label=sam.cli.container.type=lambda"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split()
+    ours = []
+    for container in listed:
+        environment = subprocess.run(
+            ["docker", "inspect", "-f", "{{json .Config.Env}}", container],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+        if f"AWS_ACCESS_KEY_ID={key}" in environment:
+            ours.append(container)
+    if ours:
+        log.info("removing %d Lambda containers SAM left", len(ours))
+        subprocess.run(["docker", "rm", "-f", *ours], capture_output=True, check=False)
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
