@@ -14,7 +14,7 @@ PORT ?= 3000
 # The training function is a container image: without a Docker daemon, build everything else.
 SAM_BUILD_FLAGS ?= $(if $(shell docker info >/dev/null 2>&1 && echo yes),,--exclude TrainModelFunction)
 
-.PHONY: help install requirements demo serve test lint typecheck template test-python integration bench bench-washers bench-suite bench-api reliability console console-test deploy-console clean distclean docker docker-stop lambda-images sam-build-local sam-local test-integration
+.PHONY: help install requirements demo serve test lint typecheck template test-python integration bench bench-washers bench-suite bench-api reliability console console-test deploy-console clean distclean docker docker-stop lambda-images sam-build-local sam-local test-integration localstack-probe
 
 help:
 	@echo "make install      create .venv (openlookout, torch CPU, test tools), node_modules, SAM CLI"
@@ -128,7 +128,7 @@ test: lint typecheck template console-test test-python
 
 # OPENLOOKOUT_ENDPOINT=https://<api-id>.execute-api.<region>.amazonaws.com/v1 (the stack's ApiEndpoint output)
 integration: install
-	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+	$(PY) -m pytest tests/integration/test_deployed.py $(PYTEST_ARGS)
 
 # ------------------------------------------------------------------ Docker and SAM (README, "Develop with SAM")
 # The daemon to use: the caller's when one answers, else the project's own (docker/daemon.sh).
@@ -151,8 +151,17 @@ sam-build-local: install
 sam-local: lambda-images sam-build-local
 	$(DOCKER_ENV) $(SAM_ENV) $(PY) docker/sam_local.py --port $(PORT)
 
+# What LocalStack (host mode, its own venv on Python 3.13) serves here: one line per service.
+.venv-ls/.installed:
+	"$$(pyenv prefix 3.13.0)/bin/python3.13" -m venv .venv-ls
+	.venv-ls/bin/pip install -q 'localstack-core[runtime]==4.14.0' 'cbor2<6' 'pyopenssl==25.3.0' 'cryptography>=45.0.7,<47' service_identity $(PIP_QUIET)
+	touch $@
+
+localstack-probe: lambda-images .venv-ls/.installed
+	$(DOCKER_ENV) $(PY) docker/localstack_probe.py
+
 test-integration: lambda-images sam-build-local
-	$(DOCKER_ENV) $(SAM_ENV) $(PY) -m pytest tests/integration -p no:cacheprovider $(INTEGRATION_ARGS)
+	$(DOCKER_ENV) $(SAM_ENV) $(PY) -m pytest tests/integration/test_sam_local.py -p no:cacheprovider $(INTEGRATION_ARGS)
 
 bench: $(VENV)/.installed
 	$(PY) bench/engine.py --data $(DATA) $(if $(CONFIG),--config '$(CONFIG)')
