@@ -203,4 +203,4 @@ clean:
 # Everything `make install`, `make serve` and `make demo` made: back to a fresh clone (plus your own files).
 .PHONY: distclean
 distclean: clean
-	rm -rf $(VENV) $(SAM_VENV) .tools node_modules .openlookout demo-output openlookout.egg-info
+	rm -rf $(VENV) $(SAM_VENV) .venv-ls .tools node_modules .openlookout .sam-local demo-output openlookout.egg-info

@@ -93,7 +93,7 @@ stop() {
   # Containers first, so no Lambda container outlives the daemon.
   export DOCKER_HOST="$PROJECT_HOST"
   if answers; then
-    ids="$(docker ps -q)"
+    ids="$(docker ps -aq)"
     [ -z "$ids" ] || docker rm -f $ids >/dev/null
   fi
   stop_quietly
