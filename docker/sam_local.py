@@ -315,7 +315,13 @@ class SamLocal:
         api_port, lambda_port = loopback_port(), loopback_port()
         bridge = bridge_address()
         user_server = make_server("127.0.0.1", args.port, self._placeholder, threaded=True)
-        container_server = make_server(bridge, 0, self._placeholder, threaded=True)
+        try:
+            container_server = make_server(bridge, 0, self._placeholder, threaded=True)
+        except OSError as error:
+            raise RuntimeError(
+                f"cannot listen on the Docker bridge's address {bridge} ({error}): is its interface "
+                "gone? Restart the daemon: make docker-stop docker"
+            ) from error
         self.servers = [user_server, container_server]
         inside = f"http://{bridge}:{container_server.server_port}"
         self._start_sam(functions, inside, api_port, lambda_port)

@@ -14,8 +14,10 @@ printf "%-15s %8s %12s %10s %14s\n" driver load_s start_ms image_MB container_MB
 for driver in ${DRIVERS:-overlay2 fuse-overlayfs vfs}; do
   root="$WORK/$driver"
   mkdir -p "$root"
+  # Its own bridge: with --bridge none a daemon deletes docker0, which the project's daemon uses.
+  ip link add ol-storage0 type bridge && ip addr add 172.31.254.1/24 dev ol-storage0
   dockerd --storage-driver="$driver" --data-root "$root/data" --exec-root "$root/exec" --pidfile "$root/pid" \
-    --host "unix://$root/sock" --bridge none --iptables=false --ip-masq=false >"$root/log" 2>&1 &
+    --host "unix://$root/sock" --bridge ol-storage0 --iptables=false --ip-masq=false >"$root/log" 2>&1 &
   pid=$!
   export DOCKER_HOST="unix://$root/sock"
   for _ in $(seq 60); do docker version >/dev/null 2>&1 && break; sleep 0.5; done
@@ -35,4 +37,5 @@ for driver in ${DRIVERS:-overlay2 fuse-overlayfs vfs}; do
   printf "%-15s %6d.%d %12d %10d %14d\n" "$driver" $((load / 10)) $((load % 10)) $((total / 3)) "$image_mb" \
     $((with_container - image_mb))
   kill "$pid"; wait "$pid" 2>/dev/null || true
+  ip link delete ol-storage0
 done
