@@ -85,8 +85,13 @@ stop_quietly() {
   rm -f "$PIDFILE"
 }
 
+unmount_leftovers() {  # dockerd leaves its network namespace mounted under its exec root
+  grep -o " $ROOT/[^ ]*" /proc/mounts | sort -r | while read -r mount; do umount "$mount" || true; done
+}
+
 stop() {
   if [ ! -f "$PIDFILE" ]; then
+    unmount_leftovers
     echo "no project dockerd to stop ($PIDFILE absent)"
     return 0
   fi
@@ -97,6 +102,7 @@ stop() {
     [ -z "$ids" ] || docker rm -f $ids >/dev/null
   fi
   stop_quietly
+  unmount_leftovers
   echo "dockerd stopped"
 }
 
