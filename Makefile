@@ -14,7 +14,7 @@ PORT ?= 3000
 # The training function is a container image: without a Docker daemon, build everything else.
 SAM_BUILD_FLAGS ?= $(if $(shell docker info >/dev/null 2>&1 && echo yes),,--exclude TrainModelFunction)
 
-.PHONY: help install requirements demo serve test lint typecheck template test-python integration bench bench-washers bench-suite bench-api reliability console console-test deploy-console clean distclean
+.PHONY: help install requirements demo serve test lint typecheck template test-python integration bench bench-washers bench-suite bench-api reliability console console-test deploy-console clean distclean docker docker-stop lambda-images sam-build-local sam-local test-integration localstack-probe
 
 help:
 	@echo "make install      create .venv (openlookout, torch CPU, test tools), node_modules, SAM CLI"
@@ -25,6 +25,10 @@ help:
 	@echo "make test         lint, type-check, validate and build the template, run all tests"
 	@echo "make requirements write the layers' and the training image's requirements from pyproject.toml"
 	@echo "make integration  run the contract tests against a deployed stack (OPENLOOKOUT_ENDPOINT)"
+	@echo "make docker       start a project-local Docker daemon (.docker/) unless one answers; make docker-stop"
+	@echo "make lambda-images build the Lambda base images and the CPU training image (no registry)"
+	@echo "make sam-local    the template in Lambda containers (sam local start-api/start-lambda) on 127.0.0.1:$(PORT)"
+	@echo "make test-integration the boto3 integration suite against make sam-local (INTEGRATION_ARGS=-m smoke: CI's subset)"
 	@echo "make bench        engine benchmark on DATA=$(DATA) (CONFIG='{...}' overrides EngineConfig)"
 	@echo "make bench-washers engine benchmark on the generated washers (small defects)"
 	@echo "make bench-suite  the engine on every data set, unsupervised and few-shot, beside a plain PatchCore"
@@ -125,7 +129,40 @@ test: lint typecheck template console-test test-python
 
 # OPENLOOKOUT_ENDPOINT=https://<api-id>.execute-api.<region>.amazonaws.com/v1 (the stack's ApiEndpoint output)
 integration: install
-	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+	$(PY) -m pytest tests/integration/test_deployed.py $(PYTEST_ARGS)
+
+# ------------------------------------------------------------------ Docker and SAM (README, "Develop with SAM")
+# The daemon to use: the caller's when one answers, else the project's own (docker/daemon.sh).
+DOCKER_ENV = DOCKER_HOST="$$(docker/daemon.sh host)"
+
+docker:
+	docker/daemon.sh start
+
+docker-stop:
+	docker/daemon.sh stop
+
+lambda-images: docker $(SAM_VENV)/.installed
+	$(DOCKER_ENV) docker/lambda-base.sh 3.12
+	$(DOCKER_ENV) docker/training-image.sh
+
+# The zip functions and layers; the training function runs on the image lambda-images built.
+sam-build-local: install
+	$(SAM_ENV) sam build --parallel --exclude TrainModelFunction
+
+sam-local: lambda-images sam-build-local
+	$(DOCKER_ENV) $(SAM_ENV) $(PY) docker/sam_local.py --port $(PORT)
+
+# What LocalStack (host mode, its own venv on Python 3.13) serves here: one line per service.
+.venv-ls/.installed:
+	"$$(pyenv prefix 3.13.0)/bin/python3.13" -m venv .venv-ls
+	.venv-ls/bin/pip install -q 'localstack-core[runtime]==4.14.0' 'cbor2<6' 'pyopenssl==25.3.0' 'cryptography>=45.0.7,<47' service_identity $(PIP_QUIET)
+	touch $@
+
+localstack-probe: lambda-images .venv-ls/.installed
+	$(DOCKER_ENV) $(PY) docker/localstack_probe.py
+
+test-integration: lambda-images sam-build-local
+	$(DOCKER_ENV) $(SAM_ENV) $(PY) -m pytest tests/integration/test_sam_local.py -p no:cacheprovider $(INTEGRATION_ARGS)
 
 bench: $(VENV)/.installed
 	$(PY) bench/engine.py --data $(DATA) $(if $(CONFIG),--config '$(CONFIG)')
@@ -167,4 +204,4 @@ clean:
 # Everything `make install`, `make serve` and `make demo` made: back to a fresh clone (plus your own files).
 .PHONY: distclean
 distclean: clean
-	rm -rf $(VENV) $(SAM_VENV) .tools node_modules .openlookout demo-output scratch openlookout.egg-info
+	rm -rf $(VENV) $(SAM_VENV) .venv-ls .tools node_modules .openlookout .sam-local demo-output scratch openlookout.egg-info

@@ -71,11 +71,11 @@ class Gateway:
         service = signed_service(environ)
         console = service is None and "HTTP_AUTHORIZATION" not in environ and is_console_request(environ)
         console = console and environ["REQUEST_METHOD"] in ("GET", "HEAD")
-        start_response = _no_sniffing(start_response)
+        start_response = no_sniffing(start_response)
         refusal = self.checks.refusal(environ, service, console)
         if refusal is not None:
             log.warning("refused %s %s: %s", environ["REQUEST_METHOD"], raw_path(environ), refusal.message)
-            return self._refuse(environ, start_response, refusal, xml=service == "s3")
+            return answer_refusal(environ, start_response, refusal, xml=service == "s3")
         try:
             if service == "s3":
                 return self.s3(environ, start_response)
@@ -89,20 +89,6 @@ class Gateway:
         except ConnectionError as error:
             log.error("backend unreachable: %s", error)
             return json_error(start_response, 503, "ServiceUnavailableException", str(error))
-
-    @staticmethod
-    def _refuse(
-        environ: WsgiEnviron, start_response: StartResponse, refusal: Refusal, xml: bool
-    ) -> Iterable[bytes]:
-        drain(environ)
-        if not xml:
-            return json_error(start_response, refusal.status, refusal.json_code, refusal.message)
-        error = S3Error(refusal.code, refusal.status, refusal.message)
-        answer = error_answer(
-            error, raw_path(environ), uuid.uuid4().hex[:16].upper(), environ["REQUEST_METHOD"]
-        )
-        start_response(answer.status, [*answer.headers, ("Content-Security-Policy", "sandbox")])
-        return answer.body
 
     def _backend(
         self,
@@ -154,7 +140,20 @@ class Gateway:
         return proxy_response(result, start_response)
 
 
-def _no_sniffing(start_response: StartResponse) -> StartResponse:
+def answer_refusal(
+    environ: WsgiEnviron, start_response: StartResponse, refusal: Refusal, xml: bool
+) -> Iterable[bytes]:
+    """A refused request's answer: S3's XML error for S3 clients, the JSON error for the others."""
+    drain(environ)
+    if not xml:
+        return json_error(start_response, refusal.status, refusal.json_code, refusal.message)
+    error = S3Error(refusal.code, refusal.status, refusal.message)
+    answer = error_answer(error, raw_path(environ), uuid.uuid4().hex[:16].upper(), environ["REQUEST_METHOD"])
+    start_response(answer.status, [*answer.headers, ("Content-Security-Policy", "sandbox")])
+    return answer.body
+
+
+def no_sniffing(start_response: StartResponse) -> StartResponse:
     """Every answer says `X-Content-Type-Options: nosniff`: a browser renders nothing as other than
     its declared type (JSON errors echo what the caller sent)."""
 
