@@ -13,12 +13,13 @@ import json
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from pydantic import BaseModel, Field
 
 from openlookout.core.artifacts import model_artifact_prefix
 from openlookout.core.observability import logger
@@ -43,21 +44,20 @@ TEST_SHARE_OF_ANOMALIES = 0.5  # the rest calibrates the threshold
 _ONE_TRAINING_AT_A_TIME = threading.Lock()
 
 
-@dataclass
-class MaskSpec:
+class MaskSpec(BaseModel):
     uri: str
-    colors: dict[str, str] = field(default_factory=dict)  # "#rrggbb" -> anomaly class name
+    colors: dict[str, str] = Field(default_factory=dict)  # "#rrggbb" -> anomaly class name
 
 
-@dataclass
-class ImageSpec:
+class ImageSpec(BaseModel):
     uri: str
     anomalous: bool
-    masks: list[MaskSpec] = field(default_factory=list)
+    masks: list[MaskSpec] = Field(default_factory=list)
 
 
-@dataclass
-class JobSpec:
+class JobSpec(BaseModel):
+    """What one training runs on, frozen by Prepare into job.json beside the model's artifacts."""
+
     project_name: str
     model_version: int
     model_arn: str
@@ -69,16 +69,6 @@ class JobSpec:
     artifact_bucket: str
     artifact_prefix: str
 
-    @staticmethod
-    def from_dict(data: dict[str, Any]) -> JobSpec:
-        def images(items: Iterable[dict[str, Any]]) -> list[ImageSpec]:
-            return [
-                ImageSpec(i["uri"], i["anomalous"], [MaskSpec(**m) for m in i.get("masks", [])])
-                for i in items
-            ]
-
-        return JobSpec(**{**data, "train": images(data["train"]), "test": images(data["test"])})
-
 
 def _image_spec(entry: DatasetEntryItem) -> ImageSpec | None:
     """An entry as import stored it: its label, and its masks as import's manifest reader parsed
@@ -87,8 +77,8 @@ def _image_spec(entry: DatasetEntryItem) -> ImageSpec | None:
         return None
     anomalous = entry.anomaly_class == ANOMALY
     parsed = parse_line(0, entry.entry)
-    masks = [MaskSpec(mask.location.uri, dict(mask.colors)) for mask in parsed.masks] if anomalous else []
-    return ImageSpec(parsed.source_ref, anomalous, masks)
+    masks = [MaskSpec(uri=m.location.uri, colors=dict(m.colors)) for m in parsed.masks] if anomalous else []
+    return ImageSpec(uri=parsed.source_ref, anomalous=anomalous, masks=masks)
 
 
 def _dataset_images(item: DatasetItem) -> list[ImageSpec]:
@@ -147,7 +137,7 @@ def prepare(project_name: str, model_version: int) -> dict[str, Any]:
         artifact_prefix=model.artifact_prefix or model_artifact_prefix(project_name, model_version),
     )
     key = f"{spec.artifact_prefix}job.json"
-    s3.put_text(bucket, key, json.dumps(asdict(spec)))
+    s3.put_text(bucket, key, spec.model_dump_json())
     images = len(train) + len(test)
     use_job = settings().training_compute == "GPU" or images > settings().training_lambda_max_images
     logger.info("training prepared", extra={"train": len(train), "test": len(test), "use_job": use_job})
@@ -195,19 +185,13 @@ def _labeled_anomalies(spec: JobSpec, local: dict[str, Path]) -> list[Any]:
 
 
 def _test_samples(spec: JobSpec, local: dict[str, Path]) -> list[Any]:
-    import numpy as np
-
     from openlookout.ml.evaluation.results import TestSample
-    from openlookout.ml.serving.masks import split_by_color
+    from openlookout.ml.serving.masks import any_class
 
     samples = []
     for image in spec.test:
-        mask, class_name = None, None
-        if image.masks:
-            parts = split_by_color(local[image.masks[0].uri], image.masks[0].colors)
-            if parts:
-                mask = np.maximum.reduce([p.mask for p in parts])
-                class_name = parts[0].class_name  # the report's per-class histograms
+        truth = any_class(local[image.masks[0].uri], image.masks[0].colors) if image.masks else None
+        mask, class_name = (truth.mask, truth.class_name) if truth else (None, None)  # per-class histograms
         samples.append(TestSample(str(local[image.uri]), image.anomalous, mask, class_name, image.uri))
     return samples
 
@@ -290,7 +274,7 @@ def train_step(event: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def train_from_spec_location(bucket: str, key: str) -> dict[str, Any]:
-    spec = JobSpec.from_dict(json.loads(s3.get_text(bucket, key)))
+    spec = JobSpec.model_validate_json(s3.get_text(bucket, key))
     return run_training(spec, progress=StatusReporter(spec.project_name, spec.model_version))
 
 

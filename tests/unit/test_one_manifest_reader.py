@@ -52,7 +52,9 @@ def test_training_reads_the_label_and_the_mask_classes_that_import_stored() -> N
     assert imported.masks[0].anomaly_types == ("dent",)  # white is background, whatever its name
 
     assert _image_spec(stored(LINE)) == ImageSpec(
-        "s3://bucket/images/a.png", True, [MaskSpec("s3://bucket/masks/a.png", {"#1f77b4": "dent"})]
+        uri="s3://bucket/images/a.png",
+        anomalous=True,
+        masks=[MaskSpec(uri="s3://bucket/masks/a.png", colors={"#1f77b4": "dent"})],
     )
 
 
@@ -64,4 +66,4 @@ def test_an_image_that_import_left_unlabeled_is_not_trained_on() -> None:
 
 def test_a_normal_image_trains_without_its_masks() -> None:
     line = LINE.replace('"class-name": "anomaly"', '"class-name": "Normal"')
-    assert _image_spec(stored(line)) == ImageSpec("s3://bucket/images/a.png", False, [])
+    assert _image_spec(stored(line)) == ImageSpec(uri="s3://bucket/images/a.png", anomalous=False, masks=[])

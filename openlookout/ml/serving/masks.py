@@ -70,6 +70,16 @@ def split_by_color(src: ImageInput, colors: Mapping[str, str]) -> list[ClassMask
     return parts
 
 
+def any_class(src: ImageInput, colors: Mapping[str, str]) -> ClassMask | None:
+    """One mask of every class's pixels (an evaluation's ground truth), named by its first class;
+    None when nothing is painted."""
+    parts = split_by_color(src, colors)
+    if not parts:
+        return None
+    union = np.maximum.reduce([part.mask for part in parts])
+    return ClassMask(union, parts[0].class_name, parts[0].color)
+
+
 def resize_map(amap: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Bilinear resize of a float map to (width, height)."""
     if amap.shape[::-1] == size:
