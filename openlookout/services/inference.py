@@ -20,6 +20,7 @@ from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from botocore.exceptions import ClientError
 
 from openlookout.core.errors import ConflictException, ResourceType, ValidationException
+from openlookout.core.observability import request_metrics
 from openlookout.services.image_checks import ImageRuleError, inspect_header
 from openlookout.services.models import ModelStatus, get_model
 from openlookout.settings import settings
@@ -100,7 +101,7 @@ def emit(metrics: EphemeralMetrics) -> None:
 
 def detect_anomalies(project_name: str, model_version: str, content_type: str, body: bytes) -> dict[str, Any]:
     # One metrics object per request: a shared one was flushed by one thread while another wrote.
-    metrics = EphemeralMetrics(namespace=settings().metrics_namespace)
+    metrics = request_metrics(settings().metrics_namespace)
     try:
         return _detect(metrics, project_name, model_version, content_type, body)
     finally:
