@@ -3,7 +3,7 @@
     .venv/bin/python bench/suite.py [--data DIR ...] [--protocols unsupervised fewshot-mask fewshot-label]
 
 Every MVTec-layout folder given (default: each data set under ../shared/datasets, plus the generated
-washers) is run in up to three protocols:
+washers and rotated parts) is run in up to three protocols:
 
 - unsupervised: train on train/good only;
 - fewshot-mask: 10 defective test images (random.Random(42)) move into training as labelled anomalies
@@ -45,15 +45,21 @@ SHARED = ROOT.parent / "shared"
 PROTOCOLS = ("unsupervised", "fewshot-mask", "fewshot-label")
 SHOTS, SHOT_SEED = 10, 42
 WASHERS = ["--normal", "200", "--test-normal", "60", "--per-defect", "30", "--train-per-defect", "0"]
+# The generated sets, by `openlookout.examples --product`: small defects, and a part at any angle.
+GENERATED = {"washers": "washers", "parts": "rotated-parts"}
 
 
 def default_sets() -> list[Path]:
     sets = sorted(p for p in (SHARED / "datasets").glob("*") if (p / "train" / "good").is_dir())
-    washers = ROOT / "build" / "washers"
-    if not (washers / "train").is_dir():
-        cmd = [sys.executable, "-m", "openlookout.examples", str(washers), *WASHERS, "--seed", "11"]
-        subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
-    return [*sets, washers]
+    generated = []
+    for product, folder in GENERATED.items():
+        target = ROOT / "build" / folder
+        if not (target / "train").is_dir():
+            cmd = [sys.executable, "-m", "openlookout.examples", str(target), *WASHERS, "--seed", "11"]
+            cmd += ["--product", product]
+            subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+        generated.append(target)
+    return [*sets, *generated]
 
 
 def split(tests: list[TestSample], protocol: str) -> tuple[list[dict[str, Any]], list[TestSample]]:
