@@ -106,6 +106,9 @@ def run_one(data: Path, protocol: str, cfg: dict[str, Any], work: Path) -> dict[
         "protocol": protocol,
         "image_auroc": round(m["image_auroc"], 4),
         "pixel_auroc": None if m.get("pixel_auroc") is None else round(m["pixel_auroc"], 4),
+        # Of the pixels the model's own masks paint, the share that is defect (and of defect, found).
+        "pixel_precision": None if m.get("pixel_precision") is None else round(m["pixel_precision"], 4),
+        "pixel_recall": None if m.get("pixel_recall") is None else round(m["pixel_recall"], 4),
         "f1": round(m["f1"], 4),
         "precision": round(m["precision"], 4),
         "recall": round(m["recall"], 4),
@@ -149,12 +152,13 @@ def fmt(v: Any, spec: str = ".3f") -> str:
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    head = f"{'set':<18} {'protocol':<14} {'img AUROC':>9} {'pix AUROC':>9} {'F1':>6} {'P':>6} {'R':>6}"
-    print(head + f" {'train s':>8} {'graph ms':>8}  weight  unsup on same split")
+    head = f"{'set':<18} {'protocol':<14} {'img AUROC':>9} {'pix AUROC':>9} {'pix P':>6} {'F1':>6} {'P':>6}"
+    print(head + f" {'R':>6} {'train s':>8} {'graph ms':>8}  weight  unsup on same split")
     for r in rows:
         weight = r.get("supervised", {}).get("weight")
         print(
             f"{r['set']:<18} {r['protocol']:<14} {fmt(r['image_auroc']):>9} {fmt(r.get('pixel_auroc')):>9}"
+            f" {fmt(r.get('pixel_precision')):>6}"
             f" {fmt(r.get('f1')):>6} {fmt(r.get('precision')):>6} {fmt(r.get('recall')):>6}"
             f" {fmt(r.get('train_s'), '.1f'):>8} {fmt(r.get('graph_p50_ms'), '.1f'):>8}"
             f"  {fmt(weight, 'g'):>6}  {fmt(r.get('unsupervised_same_split'))}"
@@ -162,11 +166,12 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     print()
     for protocol in dict.fromkeys(r["protocol"] for r in rows):
         sel = [r for r in rows if r["protocol"] == protocol]
-        keys = ("image_auroc", "pixel_auroc", "f1", "train_s", "graph_p50_ms", "unsupervised_same_split")
-        means = {k: _mean(sel, k) for k in keys}
+        keys = ("image_auroc", "pixel_auroc", "pixel_precision", "f1", "train_s", "graph_p50_ms")
+        means = {k: _mean(sel, k) for k in (*keys, "unsupervised_same_split")}
         print(
             f"{'MEAN':<18} {protocol:<14} {fmt(means['image_auroc']):>9} {fmt(means['pixel_auroc']):>9}"
-            f" {fmt(means['f1']):>6} {'':>6} {'':>6} {fmt(means['train_s'], '.1f'):>8}"
+            f" {fmt(means['pixel_precision']):>6} {fmt(means['f1']):>6} {'':>6} {'':>6}"
+            f" {fmt(means['train_s'], '.1f'):>8}"
             f" {fmt(means['graph_p50_ms'], '.1f'):>8}  {'':>6}  {fmt(means['unsupervised_same_split'])}"
         )
 
