@@ -51,3 +51,25 @@ def test_cli_writes_an_mvtec_layout_with_a_mask_per_defect(tmp_path: Path, capsy
     assert _files(root) == _files(tmp_path / "b")
     assert first == (tmp_path / "b" / "test" / "scratch" / "000.jpg").read_bytes()
     assert first != (tmp_path / "c" / "test" / "scratch" / "000.jpg").read_bytes()
+
+
+def test_the_rotated_parts_lie_at_any_angle_with_a_mask_on_every_defect(tmp_path: Path) -> None:
+    from openlookout.examples import PART_DEFECTS
+
+    args = ["--normal", "6", "--test-normal", "1", "--per-defect", "2", "--train-per-defect", "0"]
+    assert main([str(tmp_path), *args, "--product", "parts", "--seed", "5"]) == 0
+    angles = []
+    for path in sorted((tmp_path / "train" / "good").glob("*.jpg")):
+        # The bracket's long axis, from the bright pixels' second moments.
+        ys, xs = np.nonzero(np.asarray(Image.open(path).convert("L")) > 140)
+        cov = np.cov(np.stack([xs, ys]))
+        vx, vy = np.linalg.eigh(cov)[1][:, -1]
+        angles.append(np.degrees(np.arctan2(vy, vx)) % 180)
+    assert np.ptp(angles) > 60  # not one pose
+    for kind in PART_DEFECTS:
+        for image in sorted((tmp_path / "test" / kind).glob("*.jpg")):
+            mask = np.asarray(
+                Image.open(tmp_path / "ground_truth" / kind / f"{image.stem}_mask.png").convert("L")
+            )
+            assert mask.shape == (256, 256) and set(np.unique(mask)) == {0, 255}
+            assert 10 < (mask == 255).sum() < 2000

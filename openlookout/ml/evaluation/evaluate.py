@@ -39,6 +39,9 @@ class _PixelTally:
     scores: list[np.ndarray] = field(default_factory=list)
     labels: list[np.ndarray] = field(default_factory=list)
     classes: dict[str, dict[str, float]] = field(default_factory=dict)
+    # Pixels painted by the model's own mask that are (tp) or are not (fp) defect, over every image with
+    # a ground truth (a normal image's painted pixels are all false), and defect pixels missed (fn).
+    painted: dict[str, int] = field(default_factory=lambda: {"tp": 0, "fp": 0, "fn": 0})
 
     def add(self, r: DetectionResult, gt: np.ndarray, sample: TestSample, pixel_thr: float) -> float | None:
         """Tally one image with a ground-truth mask; returns the IoU of its predicted mask."""
@@ -50,6 +53,10 @@ class _PixelTally:
         # Only an anomalous verdict paints pixels.
         pred = r.anomaly_map >= pixel_thr if r.is_anomalous else np.zeros_like(gt)
         union = int((pred | gt).sum())
+        hits = int((pred & gt).sum())
+        self.painted["tp"] += hits
+        self.painted["fp"] += int(pred.sum()) - hits
+        self.painted["fn"] += int(gt.sum()) - hits
         iou = float((pred & gt).sum() / union) if union else None
         if sample.is_anomalous:
             st = self.classes.setdefault(
@@ -66,6 +73,11 @@ class _PixelTally:
         if not self.scores or not np.concatenate(self.labels).any():
             return None
         return auroc(np.concatenate(self.scores), np.concatenate(self.labels))
+
+    def mask_precision_recall(self) -> tuple[float | None, float | None]:
+        """Pixel precision and recall of the model's masks (None without painted or defect pixels)."""
+        tp, fp, fn = self.painted["tp"], self.painted["fp"], self.painted["fn"]
+        return (tp / (tp + fp) if tp + fp else None), (tp / (tp + fn) if tp + fn else None)
 
     def class_metrics(self) -> list[dict[str, Any]]:
         out = []
@@ -171,6 +183,7 @@ def evaluate(
     pixel_auroc = tally.auroc()
     if pixel_auroc is not None:
         metrics["pixel_auroc"] = pixel_auroc
+    metrics["pixel_precision"], metrics["pixel_recall"] = tally.mask_precision_recall()
     metrics["pixel_classes"] = tally.class_metrics()
     return Evaluation(
         metrics, results, threshold, _curves(results), number_of_training_images=number_of_training_images

@@ -48,7 +48,8 @@ def font(size: int = 13) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
 
 def png_bytes(img: Image.Image) -> bytes:
     buffer = io.BytesIO()
-    img.save(buffer, format="PNG", optimize=False)
+    # The report's pictures: fast zlib (level 1 encodes an overlay 3-4x faster than the default 6).
+    img.save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
 
 
@@ -80,7 +81,8 @@ def labelled_overlay(
     amap = np.asarray(Image.fromarray(r.anomaly_map, mode="F").resize((w, height)))
     lo, hi = float(amap.min()), float(max(amap.max(), r.raw_score))
     heat = Image.blend(base, Image.fromarray(heat_colors((amap - lo) / max(hi - lo, 1e-6))), 0.45)
-    mask = Image.open(io.BytesIO(r.anomaly_mask_png)).convert("RGB").resize((w, height))
+    # The mask's pixels as the PNG would decode them, without encoding one.
+    mask = Image.frombytes("RGB", (r.width, r.height), r.mask_rgb888()).resize((w, height))
     painted = mask.convert("L").point(lambda v: 0 if v >= 250 else 255)
     right = base.copy()
     right.paste(Image.blend(base, mask, 0.65), (0, 0), painted)

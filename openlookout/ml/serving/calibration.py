@@ -1,8 +1,8 @@
 """The calibration curve: a raw score to L4V's verdict and confidence (numpy only).
 
-The raw score s of an image is the mean of the top 3 % of its smoothed anomaly map (nearest-neighbour
-feature distances). It is mapped to an anomaly probability p with a piecewise logistic curve centred on
-the threshold t:
+The raw score s of an image comes from its smoothed anomaly map (nearest-neighbour feature distances):
+its maximum, or the mean of its top pixels (the engine config's `score_top_fraction`). It is mapped
+to an anomaly probability p with a piecewise logistic curve centred on the threshold t:
 
     p = 1 / (1 + exp(-(s - t) / w)),  w = w_below if s < t else w_above
 

@@ -73,7 +73,7 @@ class Manifest:
                 "normalization": {"mean": [127.0] * 3, "std": [128.0] * 3, "applied": "inside the graph"},
             },
             "outputs": {
-                "score": "float32 (N,): raw anomaly score = mean of the top anomaly_map pixels",
+                "score": "float32 (N,): raw anomaly score = anomaly_map's maximum (or its top pixels' mean)",
                 "anomaly_map": "float32 (N, 1, H/4, W/4): patch anomaly score map, smoothed",
                 "class_map": "int64 (N, h, w): class id of the nearest labeled defect patch (if classes > 1)",
             },
