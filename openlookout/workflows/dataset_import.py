@@ -42,6 +42,7 @@ from openlookout.workflows.contracts import (
     PrepareResult,
     PurgeTarget,
 )
+from openlookout.workflows.steps import Step, Steps
 
 CHUNK_LINES = 250  # ~16 s of image checks in the worst local case, well under a second in AWS
 CHECK_THREADS = 16  # image checks are S3 round trips: overlap them
@@ -341,3 +342,15 @@ def purge(target: PurgeTarget, seconds_left: float) -> Done:
     if staging:
         s3.delete_prefix(settings().artifacts_bucket, staging_prefix(project, dataset_type, staging))
     return Done(Done=True)
+
+
+# This module's workflow steps (workflows/steps.py runs them): these Tasks get the execution's state.
+STEPS: Steps = {
+    ("DatasetPrepareFunction", None): Step(DatasetState, PrepareResult, prepare),
+    ("DatasetCopyEntriesFunction", None): Step(DatasetState, CopyProgress, copy_entries, timed=True),
+    ("DatasetCheckChunkFunction", None): Step(Chunk, ChunkChecked, check_chunk),
+    ("DatasetCommitFunction", None): Step(DatasetState, CommitResult, commit),
+    ("DatasetPurgeFunction", None): Step(PurgeTarget, Done, purge, timed=True),
+    ("DatasetMarkFailedFunction", None): Step(DatasetState, MarkedFailed, mark_failed),
+    ("DatasetFinishFailureFunction", None): Step(DatasetState, Done, finish_failure),
+}

@@ -12,8 +12,9 @@ from openlookout.lifecycles import model as lifecycle
 from openlookout.lifecycles.model import ModelEvent
 from openlookout.services import inference
 from openlookout.services.models import get_model
+from openlookout.workflows import contracts as c
 from openlookout.workflows.caught import caught_error
-from openlookout.workflows.contracts import LoadModelStep
+from openlookout.workflows.steps import Step, Steps, step_error
 
 
 def mark_hosted(project_name: str, model_version: int) -> dict[str, Any]:
@@ -38,7 +39,24 @@ def mark_stopped(project_name: str, model_version: int) -> dict[str, Any]:
     return {"Status": model.status}
 
 
-def load_model(step: LoadModelStep) -> dict[str, Any]:
+def load_model(step: c.LoadModelStep) -> dict[str, Any]:
     """The hosting machine's load check, run by the DetectAnomalies function itself, so the execution
     environment that serves DetectAnomalies is the one that is warmed."""
     return inference.load_and_check(step.LoadModel.ProjectName, step.LoadModel.ModelVersion)
+
+
+# This module's workflow steps (workflows/steps.py runs them).
+STEPS: Steps = {
+    ("ModelWorkflowFunction", "MarkHosted"): Step(
+        c.MarkHostedStep, c.StatusResult, lambda s: mark_hosted(s.ProjectName, s.ModelVersion)
+    ),
+    ("ModelWorkflowFunction", "MarkHostingFailed"): Step(
+        c.MarkHostingFailedStep,
+        c.StatusResult,
+        lambda s: mark_hosting_failed(s.ProjectName, s.ModelVersion, step_error(s)),
+    ),
+    ("ModelWorkflowFunction", "MarkStopped"): Step(
+        c.MarkStoppedStep, c.StatusResult, lambda s: mark_stopped(s.ProjectName, s.ModelVersion)
+    ),
+    ("DetectAnomaliesFunction", None): Step(c.LoadModelStep, None, load_model),
+}

@@ -30,7 +30,9 @@ from openlookout.services.packaging import get_job
 from openlookout.settings import settings
 from openlookout.storage import s3
 from openlookout.storage.artifacts import fetch_file
+from openlookout.workflows import contracts as c
 from openlookout.workflows.caught import caught_error
+from openlookout.workflows.steps import Step, Steps, step_error
 
 LOCAL_REGISTRY = "greengrass-local/components"  # in the artifacts bucket, only under `openlookout serve`
 
@@ -182,3 +184,17 @@ def fail(project_name: str, job_name: str, error: dict[str, Any] | None) -> dict
         message = f"Packaging failed ({caught.kind}): {caught.message}"
     record(job, JobStatus.FAILED, message[:1000])
     return {"Status": job.status, "Error": json.loads(json.dumps(error or {}))}
+
+
+# This module's workflow steps (workflows/steps.py runs them).
+STEPS: Steps = {
+    ("PackagingWorkflowFunction", "MarkRunning"): Step(
+        c.MarkRunningStep, c.StatusResult, lambda s: mark_running(s.ProjectName, s.JobName)
+    ),
+    ("PackagingWorkflowFunction", "Package"): Step(
+        c.PackageStep, c.PackagedResult, lambda s: package(s.ProjectName, s.JobName)
+    ),
+    ("PackagingWorkflowFunction", "Fail"): Step(
+        c.FailPackagingStep, c.PackagingFailedResult, lambda s: fail(s.ProjectName, s.JobName, step_error(s))
+    ),
+}

@@ -35,6 +35,7 @@ from openlookout.storage.artifacts import encryption_args, put_file
 from openlookout.storage.tables import DatasetEntryItem, DatasetItem
 from openlookout.workflows import contracts
 from openlookout.workflows.caught import caught_error
+from openlookout.workflows.steps import Step, Steps, step_error
 
 # Above this many images the Lambda path risks its 15-minute limit: use the job path.
 TEST_SHARE_OF_NORMALS = 0.2  # single-dataset projects: held-out share for evaluation
@@ -342,3 +343,29 @@ def read_job_result(bucket: str, key: str) -> dict[str, Any]:
         return dict(json.loads(s3.get_text(bucket, prefix + JOB_RESULT_NAME)))
     except s3.ObjectUnavailable:
         raise TrainingError("The training job ended without writing its result.") from None
+
+
+# This module's workflow steps (workflows/steps.py runs them).
+STEPS: Steps = {
+    ("ModelWorkflowFunction", "PrepareTraining"): Step(
+        contracts.PrepareTrainingStep,
+        contracts.PreparedTraining,
+        lambda s: prepare(s.ProjectName, s.ModelVersion),
+    ),
+    ("ModelWorkflowFunction", "ReadJobResult"): Step(
+        contracts.ReadJobResultStep,
+        contracts.TrainingOutcome,
+        lambda s: read_job_result(s.JobSpec.Bucket, s.JobSpec.Key),
+    ),
+    ("ModelWorkflowFunction", "FinishTraining"): Step(
+        contracts.FinishTrainingStep,
+        contracts.StatusResult,
+        lambda s: finish(s.ProjectName, s.ModelVersion, contracts.dump(s.Result)),
+    ),
+    ("ModelWorkflowFunction", "FailTraining"): Step(
+        contracts.FailTrainingStep,
+        contracts.StatusResult,
+        lambda s: fail(s.ProjectName, s.ModelVersion, step_error(s)),
+    ),
+    ("TrainModelFunction", None): Step(contracts.TrainStep, contracts.TrainingOutcome, train_step),
+}

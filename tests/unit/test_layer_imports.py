@@ -131,7 +131,7 @@ def _zip_functions() -> dict[str, tuple[Path, list[Path]]]:
     for logical_id in template.functions():
         props = template.function_properties(logical_id)
         if props.get("PackageType") == "Image":
-            continue  # the training image installs its own requirements in its Dockerfile
+            continue  # _image_functions()
         code = ROOT / str(props["CodeUri"])
         files = [
             ROOT / str(template.resources[layer["Ref"]]["Properties"]["ContentUri"]) / "requirements.txt"
@@ -144,15 +144,34 @@ def _zip_functions() -> dict[str, tuple[Path, list[Path]]]:
     return result
 
 
+# What the training image's Dockerfile installs itself, beside its requirements file (pinned there).
+IMAGE_PINNED = {"torch"}
+
+
+@cache
+def _image_functions() -> dict[str, tuple[Path, list[Path]]]:
+    """Logical id -> (handler file, the requirement file its Dockerfile installs)."""
+    template = Template(TEMPLATE, LocalNames())
+    result = {}
+    for logical_id, resource in template.resources.items():
+        if resource.get("Properties", {}).get("PackageType") != "Image":
+            continue
+        folder = (ROOT / resource["Metadata"]["Dockerfile"]).parent
+        result[logical_id] = (folder / "app.py", [folder / "requirements.txt"])
+    return result
+
+
 @cache
 def _providers() -> dict[str, list[str]]:
     return dict(packages_distributions())
 
 
-@pytest.mark.parametrize("logical_id", sorted(_zip_functions()))
+@pytest.mark.parametrize("logical_id", sorted(_zip_functions()) + sorted(_image_functions()))
 def test_every_cold_start_import_is_installed(logical_id: str) -> None:
-    handler, requirement_files = _zip_functions()[logical_id]
-    installed = _installed_by(requirement_files)
+    handler, requirement_files = {**_zip_functions(), **_image_functions()}[logical_id]
+    installed = _installed_by(requirement_files) | set(
+        IMAGE_PINNED if logical_id in _image_functions() else ()
+    )
     providers = _providers()
     missing = {
         module: providers.get(module, ["?"])
