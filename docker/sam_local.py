@@ -63,6 +63,7 @@ from openlookout.local.wsgi import (
     read_body,
     signed_service,
 )
+from openlookout.settings import DEFAULT_REGION, Settings
 
 log = logging.getLogger("sam-local")
 
@@ -82,7 +83,7 @@ ENDPOINT_VARIABLES = (
 FIXED_VARIABLES = {
     "AWS_EC2_METADATA_DISABLED": "true",
     "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon
-    "OPENLOOKOUT_LOCAL": "1",  # edge components go to the artifacts bucket, not to Greengrass
+    Settings.variable("local"): "1",  # edge components go to the artifacts bucket, not to Greengrass
 }
 
 
@@ -443,7 +444,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data-dir", type=Path, default=ROOT / ".sam-local")
     parser.add_argument("--template", type=Path, default=ROOT / "template.yaml")
     parser.add_argument("--built-template", type=Path, default=BUILD_DIR / "template.yaml")
-    parser.add_argument("--region", default="us-east-1")
+    parser.add_argument("--region", default=DEFAULT_REGION)
     parser.add_argument("--start-timeout", type=float, default=180.0)
     return parser.parse_args(argv)
 
