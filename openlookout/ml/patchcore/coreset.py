@@ -2,9 +2,13 @@
 
 Exact greedy selection over 200k patches is a sequence of 4096 full passes over the data (about 15 s on
 2 cores even in 16 projected dims). We run it hierarchically instead: the patches are split into G
-groups that are processed together as one batched tensor (each step picks one point per group), which
-keeps 2 * M candidates, and a final exact greedy pass picks M among those candidates. Distances are
-computed in a random Gaussian projection (Johnson-Lindenstrauss), as in PatchCore.
+groups of `group_size` and greedy picks 2 * M / G points in each, which keeps 2 * M candidates, and a
+final exact greedy pass picks M among those candidates. Distances are computed in a random Gaussian
+projection (Johnson-Lindenstrauss), as in PatchCore.
+
+On a CPU the groups run one after another: one group (16384 x 32 floats, 2 MB) stays in the cache for
+its thousands of steps, where all groups at once (10 MB) do not: 4x faster, the same picks (#88). On a
+GPU they run as one batched tensor, whose steps cost the same whatever the batch.
 """
 
 from __future__ import annotations
@@ -12,25 +16,13 @@ from __future__ import annotations
 import torch
 
 
-def _greedy(x: torch.Tensor, m: int, start: torch.Tensor) -> torch.Tensor:
-    """Batched greedy k-center. x: (G, n, d); returns (G, m) indices."""
-    if x.device.type == "cpu":
-        # Thousands of small memory-bound steps: extra OpenMP threads give little and, on a busy
-        # machine, their spin-waits made the loop 4x slower than one thread (measured).
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return _greedy_loop(x, m, start)
-        finally:
-            torch.set_num_threads(threads)
-    return _greedy_loop(x, m, start)
-
-
-def _greedy_loop(x: torch.Tensor, m: int, start: torch.Tensor) -> torch.Tensor:
+def _greedy_batched(x: torch.Tensor, m: int) -> torch.Tensor:
+    """Greedy k-center in every group at once, starting at each group's first point.
+    x: (G, n, d); returns (G, m) indices."""
     g, n, _ = x.shape
     sq = (x * x).sum(-1)
     mind = torch.full((g, n), float("inf"), device=x.device)
-    idx = start.clone()
+    idx = torch.zeros(g, dtype=torch.long, device=x.device)
     out = torch.empty((g, m), dtype=torch.long, device=x.device)
     ar = torch.arange(g, device=x.device)
     for i in range(m):
@@ -40,6 +32,36 @@ def _greedy_loop(x: torch.Tensor, m: int, start: torch.Tensor) -> torch.Tensor:
         torch.minimum(mind, d, out=mind)
         idx = torch.argmax(mind, dim=1)
     return out
+
+
+def _greedy_one(x: torch.Tensor, m: int) -> torch.Tensor:
+    """Greedy k-center on one (n, d) group on the CPU, starting at its first point; (m,) indices."""
+    sq = (x * x).sum(-1)
+    mind = torch.full_like(sq, float("inf"))
+    d = torch.empty_like(sq)
+    out = torch.empty(m, dtype=torch.long)
+    idx = 0
+    for i in range(m):
+        out[i] = idx
+        torch.addmv(sq, x, x[idx], alpha=-2.0, out=d)  # ||x||^2 - 2 x.c, one pass over x
+        d += sq[idx]
+        torch.minimum(mind, d, out=mind)
+        idx = int(torch.argmax(mind))
+    return out
+
+
+def _greedy_groups(x: torch.Tensor, m: int) -> torch.Tensor:
+    """(G, n, d) -> (G, m) greedy k-center indices per group."""
+    if x.device.type != "cpu":
+        return _greedy_batched(x, m)
+    # Thousands of small memory-bound steps: extra OpenMP threads give little and, on a busy machine,
+    # their spin-waits made the loop 4x slower than one thread (measured).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return torch.stack([_greedy_one(group.contiguous(), m) for group in x])
+    finally:
+        torch.set_num_threads(threads)
 
 
 def greedy_coreset(
@@ -64,12 +86,9 @@ def greedy_coreset(
         perm = torch.randperm(n, generator=gen).to(feats.device)
         used = groups * group_size
         xg = x[perm[:used]].view(groups, group_size, -1)
-        start = torch.zeros(groups, dtype=torch.long, device=x.device)
-        sel = _greedy(xg, per_group, start)
+        sel = _greedy_groups(xg, per_group)
         cand = perm[:used].view(groups, group_size).gather(1, sel).flatten()
         cand = torch.cat([cand, perm[used:]])  # the remainder stays a candidate
     else:
         cand = torch.arange(n, device=feats.device)
-    xc = x[cand][None]
-    start = torch.zeros(1, dtype=torch.long, device=x.device)
-    return cand[_greedy(xc, m, start)[0]]
+    return cand[_greedy_groups(x[cand][None], m)[0]]

@@ -18,7 +18,7 @@ from PIL import Image
 from openlookout.ml.evaluation.evaluate import evaluate
 from openlookout.ml.evaluation.report import write_report
 from openlookout.ml.evaluation.results import TestSample
-from openlookout.ml.patchcore.coreset import greedy_coreset
+from openlookout.ml.patchcore.coreset import _greedy_batched, _greedy_groups, greedy_coreset
 from openlookout.ml.serving.images import (
     PREPROCESS_BILINEAR,
     PREPROCESS_FAST,
@@ -43,6 +43,14 @@ def test_coreset_covers_every_cluster():
     assert len(set(idx.tolist())) == 6
     assert sorted((i // 3000) for i in idx.tolist()) == list(range(6))
     assert len(greedy_coreset(x[:10], 50)) == 10
+
+
+def test_coreset_groups_one_at_a_time_pick_what_the_batched_search_picks():
+    """The CPU runs the groups one after another (cache-resident), a GPU all at once: same picks."""
+    x = torch.randn(3, 2000, 16, generator=torch.Generator().manual_seed(1))
+    one_at_a_time = _greedy_groups(x, 200)
+    assert torch.equal(one_at_a_time, _greedy_batched(x, 200))
+    assert all(len(set(row.tolist())) == 200 for row in one_at_a_time)
 
 
 def test_training_and_export(trained):
