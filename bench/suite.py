@@ -77,7 +77,7 @@ def split(tests: list[TestSample], protocol: str) -> tuple[list[dict[str, Any]],
 
 def graph_p50(model_dir: Path, runs: int = 60) -> float:
     det = Detector.load(model_dir, threads=2)
-    x = np.random.default_rng(0).uniform(0, 255, (1, 3, *det.manifest.shape)).astype(np.float32)
+    x = np.random.default_rng(0).uniform(0, 255, (1, 3, *det.model_manifest.shape)).astype(np.float32)
     for _ in range(5):
         det.run(x)
     ts = []

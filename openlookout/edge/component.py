@@ -29,7 +29,7 @@ AGENT_MODULES = (
     "ml/serving/image_header.py",
     "ml/serving/images.py",
     "ml/serving/calibration.py",
-    "ml/serving/manifest.py",
+    "ml/serving/model_manifest.py",
     "ml/serving/masks.py",
     "ml/serving/inference.py",
     "edge/__init__.py",

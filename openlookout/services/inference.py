@@ -159,7 +159,7 @@ def load_and_check(project_name: str, model_version: int) -> dict[str, Any]:
     forget(project_name, model_version)
     started = time.perf_counter()
     detector = _detector(model)
-    size = int(detector.manifest.input_size)
+    size = int(detector.model_manifest.input_size)
     probe = io.BytesIO()
     Image.fromarray(np.full((size, size, 3), 128, dtype=np.uint8)).save(probe, format="PNG")
     result = detector.detect(probe.getvalue())

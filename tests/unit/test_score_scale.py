@@ -34,5 +34,5 @@ def test_a_perfect_roc_curve_is_drawn_inside_the_frame() -> None:
     rows, cols = np.where(blue)
     # The curve's top edge (tpr = 1) and left edge (fpr = 0) are blue, and the black frame lies outside them.
     top, left = rows.min(), cols.min()
-    assert frame[: top, left + 50].any() and frame[top + 50, : left].any()
+    assert frame[:top, left + 50].any() and frame[top + 50, :left].any()
     assert not frame[top, left + 50 : left + 100].any()  # no black drawn over the curve

@@ -23,8 +23,8 @@ import torch
 from ..evaluation.thresholds import best_f1_threshold, calibrate
 from ..serving.calibration import Calibration
 from ..serving.images import PREPROCESS_FAST, ImageInput, image_size, model_input
-from ..serving.manifest import DEFAULT_CLASS, PALETTE, AnomalyClass, Manifest
 from ..serving.masks import load_mask
+from ..serving.model_manifest import DEFAULT_CLASS, PALETTE, AnomalyClass, ModelManifest
 from .config import EngineConfig, input_shape_for
 from .coreset import greedy_coreset
 from .graph import AnomalyGraph, PatchFeatures, export_onnx
@@ -52,8 +52,8 @@ class TrainResult:
     info: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def manifest(self) -> Manifest:
-        return Manifest(
+    def model_manifest(self) -> ModelManifest:
+        return ModelManifest(
             input_size=self.config.input_size,
             input_shape=self.config.shape,
             calibration=self.calibration,
@@ -68,7 +68,7 @@ class TrainResult:
         d.mkdir(parents=True, exist_ok=True)
         onnx_path, manifest_path = d / "model.onnx", d / "model.json"
         export_onnx(self.graph, str(onnx_path))
-        self.manifest.write(manifest_path)
+        self.model_manifest.write(manifest_path)
         return onnx_path, manifest_path
 
     def score(self, images: Sequence[ImageInput]) -> tuple[np.ndarray, np.ndarray]:

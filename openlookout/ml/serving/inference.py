@@ -13,8 +13,8 @@ import numpy as np
 import onnxruntime as ort
 
 from .images import ImageInput, InvalidImageError, model_input
-from .manifest import AnomalyClass, Manifest
 from .masks import anomaly_list, class_index_image, mask_png, mask_rgb888, resize_map
+from .model_manifest import AnomalyClass, ModelManifest
 
 __all__ = ["DetectionResult", "Detector", "InvalidImageError"]
 
@@ -77,13 +77,13 @@ class Detector:
     def __init__(
         self,
         onnx_path: str | Path,
-        manifest: Manifest,
+        manifest: ModelManifest,
         threads: int | None = None,
         providers: Sequence[str] = CPU,
     ) -> None:
         """providers: onnxruntime's execution providers in order of preference (a package for an NVIDIA
         target passes ("CUDAExecutionProvider", "CPUExecutionProvider"))."""
-        self.manifest = manifest
+        self.model_manifest = manifest
         so = ort.SessionOptions()
         if threads:
             so.intra_op_num_threads = threads
@@ -110,8 +110,8 @@ class Detector:
         else:
             d = Path(location)
             manifest_path = d / "model.json"
-            onnx_path = d / Manifest.read(manifest_path).model_file
-        return cls(onnx_path, Manifest.read(manifest_path), threads=threads, providers=providers)
+            onnx_path = d / ModelManifest.read(manifest_path).model_file
+        return cls(onnx_path, ModelManifest.read(manifest_path), threads=threads, providers=providers)
 
     def pixels(self, image: ImageInput) -> np.ndarray:
         """(1, 3, H, W) graph input for one image, preprocessed by the model's own rule."""

@@ -19,7 +19,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .image_header import InvalidImageError
 from .images import ImageInput
-from .manifest import BACKGROUND, BACKGROUND_COLOR, AnomalyClass
+from .model_manifest import BACKGROUND, BACKGROUND_COLOR, AnomalyClass
 
 # A pixel of a colour mask belongs to a class when each channel is within this of the class's colour.
 COLOR_TOLERANCE = 8

@@ -20,7 +20,6 @@ from openlookout.ml.serving.images import (
     open_image,
     to_model_input,
 )
-from openlookout.ml.serving.manifest import AnomalyClass, Manifest
 from openlookout.ml.serving.masks import (
     class_index_image,
     label_components,
@@ -30,6 +29,7 @@ from openlookout.ml.serving.masks import (
     render,
     split_by_color,
 )
+from openlookout.ml.serving.model_manifest import AnomalyClass, ModelManifest
 
 from .conftest import jpeg_bytes, png_bytes, texture
 
@@ -63,17 +63,17 @@ def test_fast_preprocessing_decodes_big_jpegs_small_and_keeps_the_original_size(
 
 
 def test_manifest_records_the_preprocessing_and_older_manifests_read_as_bilinear():
-    m = Manifest(input_size=64, calibration=calibrate(np.array([1.0, 1.1, 0.9])), classes=[])
+    m = ModelManifest(input_size=64, calibration=calibrate(np.array([1.0, 1.1, 0.9])), classes=[])
     assert m.preprocessing == PREPROCESS_BILINEAR
     m.preprocessing = PREPROCESS_FAST
     doc = m.to_dict()
     assert doc["input"]["preprocessing"] == PREPROCESS_FAST and "JPEG" in doc["input"]["resize"]
-    assert Manifest.from_dict(doc).preprocessing == PREPROCESS_FAST
+    assert ModelManifest.from_dict(doc).preprocessing == PREPROCESS_FAST
     del doc["input"]["preprocessing"]
-    assert Manifest.from_dict(doc).preprocessing == PREPROCESS_BILINEAR
+    assert ModelManifest.from_dict(doc).preprocessing == PREPROCESS_BILINEAR
     doc["input"]["preprocessing"] = "lanczos"
     with pytest.raises(ValueError, match="lanczos"):
-        Manifest.from_dict(doc)
+        ModelManifest.from_dict(doc)
 
 
 def test_transparent_pixels_become_white():

@@ -28,7 +28,7 @@ from openlookout.ml.serving.images import (
     to_model_input,
 )
 from openlookout.ml.serving.inference import Detector
-from openlookout.ml.serving.manifest import Manifest
+from openlookout.ml.serving.model_manifest import ModelManifest
 
 from .conftest import jpeg_bytes, png_bytes, texture, with_defect
 
@@ -66,7 +66,7 @@ def test_training_and_export(trained):
     assert [c["name"] for c in doc["classes"]] == ["scratch", "spot"]
     assert all(c["color"].startswith("#") and len(c["color"]) == 7 for c in doc["classes"])
     assert "Building memory bank" in logs and any(line.startswith("Extracting features: ") for line in logs)
-    m = Manifest.read(manifest_path)
+    m = ModelManifest.read(manifest_path)
     assert m.calibration.threshold == res.calibration.threshold
 
 

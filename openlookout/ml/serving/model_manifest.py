@@ -38,7 +38,7 @@ class AnomalyClass:
 
 
 @dataclass
-class Manifest:
+class ModelManifest:
     input_size: int
     calibration: Calibration
     classes: list[AnomalyClass]
@@ -90,7 +90,7 @@ class Manifest:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n")
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Manifest:
+    def from_dict(cls, d: dict[str, Any]) -> ModelManifest:
         if d.get("format") != FORMAT:
             raise ValueError(f"not an {FORMAT} manifest")
         if int(d.get("format_version", 0)) > FORMAT_VERSION:
@@ -108,5 +108,5 @@ class Manifest:
         )
 
     @classmethod
-    def read(cls, path: str | Path) -> Manifest:
+    def read(cls, path: str | Path) -> ModelManifest:
         return cls.from_dict(json.loads(Path(path).read_text()))
