@@ -110,7 +110,7 @@ class EngineConfig:
     # so far. When their scores cannot be told from the held-out normals' own (mean AUROC over the
     # rotations at most pose_max_auroc; measured: parts at any angle and washers 0.45-0.53, fixed-pose
     # products 0.82-1.00), the pose varies and the score taps become pose_taps: the stride-32 tap sees
-    # the whole part and follows its angle (rotated parts 0.935 -> ?, #91-93).
+    # the whole part and follows its angle (rotated parts 0.935 -> 0.973, #90).
     pose_check: str = "auto"  # "auto" | "off"
     pose_max_auroc: float = 0.65
     pose_min_holdout: int = 5

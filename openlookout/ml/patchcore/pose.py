@@ -5,7 +5,7 @@ model fitted so far. When the part lies at any angle, a rotated normal is just a
 scores like the held-out normals themselves; when the pose is fixed (a bottle under fixed lighting, a
 transistor whose leads point one way, a texture with a grain) a rotated normal looks anomalous. Only
 rotations that keep the input's shape are tried: 90, 180 and 270 degrees for a square input, 180 for
-any other (docs/engine.md #91-93).
+any other (docs/engine.md #90).
 
 When the pose varies, the score block drops the taps whose receptive field spans the whole part (stride
 32): their features follow the part's angle, which a memory bank cannot cover at every angle, while the
