@@ -185,7 +185,7 @@ bench-suite: $(VENV)/.installed
 bench-api: install
 	$(PY) bench/api_flow.py --data $(DATA)
 
-# The reliability suite (about 5 minutes on 2 cores; not in `make test`): one line per check.
+# The reliability suite (about 2 minutes on 2 cores; not in `make test`): one line per check.
 reliability: install
 	$(PY) bench/reliability.py --json build/reliability.json
 

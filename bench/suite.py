@@ -116,6 +116,7 @@ def run_one(data: Path, protocol: str, cfg: dict[str, Any], work: Path) -> dict[
         "graph_p50_ms": round(graph_p50(model_dir), 1),
         "input_shape": result.info["input_shape"],
         "supervised": result.info["supervised"],
+        "pose": result.info.get("pose"),
         "calibration": result.calibration.method,
         "scores": {r.source_ref: [r.raw_score, r.label] for r in ev.images},
     }
@@ -153,15 +154,17 @@ def fmt(v: Any, spec: str = ".3f") -> str:
 
 def print_table(rows: list[dict[str, Any]]) -> None:
     head = f"{'set':<18} {'protocol':<14} {'img AUROC':>9} {'pix AUROC':>9} {'pix P':>6} {'F1':>6} {'P':>6}"
-    print(head + f" {'R':>6} {'train s':>8} {'graph ms':>8}  weight  unsup on same split")
+    print(head + f" {'R':>6} {'train s':>8} {'graph ms':>8}  weight  pose  unsup on same split")
     for r in rows:
         weight = r.get("supervised", {}).get("weight")
+        pose = r.get("pose") or {"skipped": True}
+        pose = "-" if "skipped" in pose else "varies" if pose["varies"] else "fixed"
         print(
             f"{r['set']:<18} {r['protocol']:<14} {fmt(r['image_auroc']):>9} {fmt(r.get('pixel_auroc')):>9}"
             f" {fmt(r.get('pixel_precision')):>6}"
             f" {fmt(r.get('f1')):>6} {fmt(r.get('precision')):>6} {fmt(r.get('recall')):>6}"
             f" {fmt(r.get('train_s'), '.1f'):>8} {fmt(r.get('graph_p50_ms'), '.1f'):>8}"
-            f"  {fmt(weight, 'g'):>6}  {fmt(r.get('unsupervised_same_split'))}"
+            f"  {fmt(weight, 'g'):>6}  {pose:<6}  {fmt(r.get('unsupervised_same_split'))}"
         )
     print()
     for protocol in dict.fromkeys(r["protocol"] for r in rows):
@@ -172,7 +175,8 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             f"{'MEAN':<18} {protocol:<14} {fmt(means['image_auroc']):>9} {fmt(means['pixel_auroc']):>9}"
             f" {fmt(means['pixel_precision']):>6} {fmt(means['f1']):>6} {'':>6} {'':>6}"
             f" {fmt(means['train_s'], '.1f'):>8}"
-            f" {fmt(means['graph_p50_ms'], '.1f'):>8}  {'':>6}  {fmt(means['unsupervised_same_split'])}"
+            f" {fmt(means['graph_p50_ms'], '.1f'):>8}  {'':>6}  {'':<6}"
+            f"  {fmt(means['unsupervised_same_split'])}"
         )
 
 

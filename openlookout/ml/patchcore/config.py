@@ -106,6 +106,16 @@ class EngineConfig:
     # since round 5: a top 3 % (123 map pixels) averaged a small defect with a part's edges, which at an
     # angle the bank saw rarely score high (rotated parts 0.771 -> 0.935, no set down by 0.01, #84-86).
     score_top_fraction: float = 0.0
+    # Pose (pose.py): held-out normals are rotated in the image plane and scored by the model fitted
+    # so far. When their scores cannot be told from the held-out normals' own (mean AUROC over the
+    # rotations at most pose_max_auroc; measured: parts at any angle and washers 0.45-0.53, fixed-pose
+    # products 0.82-1.00), the pose varies and the score taps become pose_taps: the stride-32 tap sees
+    # the whole part and follows its angle (rotated parts 0.935 -> 0.973, #90).
+    pose_check: str = "auto"  # "auto" | "off"
+    pose_max_auroc: float = 0.65
+    pose_min_holdout: int = 5
+    # (those of the taps that pose_taps names stay; the check is skipped when none would go)
+    pose_taps: tuple[int, ...] = (3, 5)
     # Share of the normal images held out of the memory bank to calibrate the threshold.
     holdout_fraction: float = 0.1
     min_holdout: int = 2
@@ -149,6 +159,7 @@ class EngineConfig:
         d["detail_taps"] = list(self.detail_taps)
         d["input_shape"] = None if self.input_shape is None else list(self.input_shape)
         d["supervised_weights"] = list(self.supervised_weights)
+        d["pose_taps"] = list(self.pose_taps)
         return d
 
     @property
@@ -160,7 +171,7 @@ class EngineConfig:
     def from_dict(cls, d: dict[str, Any]) -> EngineConfig:
         names = {f.name for f in fields(cls)}
         kw = {k: v for k, v in d.items() if k in names}
-        for name in ("taps", "supervised_weights"):
+        for name in ("taps", "supervised_weights", "pose_taps"):
             if name in kw:
                 kw[name] = tuple(kw[name])
         if kw.get("input_shape") is not None:
@@ -185,6 +196,9 @@ class EngineConfig:
             raise ValueError(f"input_shape sides must be positive multiples of {SIDE_MULTIPLE}")
         if self.supervised not in ("auto", "off"):
             raise ValueError("supervised must be 'auto' or 'off'")
+        if self.pose_check not in ("auto", "off"):
+            raise ValueError("pose_check must be 'auto' or 'off'")
+
         if self.bank_size < 1 or not 0 < self.coreset_ratio <= 1:
             raise ValueError("bank_size must be >= 1 and coreset_ratio in (0, 1]")
 

@@ -28,6 +28,7 @@ from ..serving.model_manifest import DEFAULT_CLASS, PALETTE, AnomalyClass, Model
 from .config import EngineConfig, input_shape_for
 from .coreset import greedy_coreset
 from .graph import AnomalyGraph, PatchFeatures, export_onnx
+from .pose import PoseCheck, check_pose, rotations, skip_reason, skipped, tap_channels
 from .supervised import NEGATIVES, HeadChoice, Patches, choose_head, positive_cells
 
 Progress = Callable[[str], None]
@@ -210,6 +211,14 @@ def _fit_bank(
     return q[idx.cpu()].contiguous()
 
 
+def _fit_graph(
+    feat: PatchFeatures, raw: torch.Tensor, cfg: EngineConfig, device: torch.device
+) -> AnomalyGraph:
+    """The projection and the memory bank fitted on the bank images' raw features."""
+    _fit_projection(feat, raw, cfg)
+    return AnomalyGraph(feat, _fit_bank(feat, raw, cfg, device), cfg).eval()
+
+
 @torch.no_grad()
 def _project_all(feat: PatchFeatures, raw: torch.Tensor) -> torch.Tensor:
     """(N, C, h, w) raw features -> (N * h * w, D) projected patch vectors."""
@@ -297,8 +306,10 @@ def train(
     raw = _raw_features(feat, normal_images, cfg, device, log, run=backbone)
     hold_idx, bank_idx = _split_holdout(len(raw), cfg, len(anoms))
     log("Building memory bank")
-    _fit_projection(feat, raw[bank_idx], cfg)
-    graph = AnomalyGraph(feat, _fit_bank(feat, raw[bank_idx], cfg, device), cfg).eval()
+    graph = _fit_graph(feat, raw[bank_idx], cfg, device)
+    pose = _check_pose(graph, [normal_images[i] for i in hold_idx], raw[hold_idx], cfg, backbone, log)
+    if pose.varies:
+        cfg, feat, raw, backbone, graph = _pose_model(cfg, feat, raw, backbone, bank_idx, device, log)
     stage = "Extracting features of labelled anomalies"
     anom_raw = _raw_features(feat, [a.image for a in anoms], cfg, device, log, stage, backbone)
     map_wh = (graph.map_shape[1], graph.map_shape[0])
@@ -323,6 +334,7 @@ def train(
         "feature_dim": feat.dim,
         "device": str(device),
         "supervised": head.evidence,
+        "pose": pose.evidence,
         # The scores behind the threshold (the anomalies' out of fold when the head learnt from them).
         "holdout_normal_scores": [float(v) for v in normal_scores],
         "anomaly_scores": [float(v) for v in anom_scores],
@@ -330,6 +342,49 @@ def train(
     }
     log(f"Trained in {info['seconds']:.1f} s")
     return TrainResult(graph=graph, config=cfg, calibration=calib, classes=classes, info=info)
+
+
+def _check_pose(
+    graph: AnomalyGraph,
+    held_out: Sequence[ImageInput],
+    hold_raw: torch.Tensor,
+    cfg: EngineConfig,
+    backbone: Callable[[np.ndarray], torch.Tensor],
+    log: Progress,
+) -> PoseCheck:
+    """Score the held-out normals and their in-plane rotations with the model fitted so far."""
+    reason = skip_reason(cfg, len(held_out))
+    if reason:
+        return skipped(reason)
+    log("Checking whether the pose varies")
+    pixels = np.stack([_pixels(i, cfg) for i in held_out])
+    rotated = {}
+    for name, rotate in rotations(cfg.shape).items():
+        turned = rotate(pixels)
+        raw = torch.cat([backbone(turned[s]) for s in _batches(len(turned), cfg.batch_size)])
+        rotated[name] = _score_raw(graph, raw)[0]
+    return check_pose(_score_raw(graph, hold_raw)[0], rotated, cfg)
+
+
+def _pose_model(
+    cfg: EngineConfig,
+    feat: PatchFeatures,
+    raw: torch.Tensor,
+    backbone: Callable[[np.ndarray], torch.Tensor],
+    bank_idx: list[int],
+    device: torch.device,
+    log: Progress,
+) -> tuple[EngineConfig, PatchFeatures, torch.Tensor, Callable[[np.ndarray], torch.Tensor], AnomalyGraph]:
+    """When the pose varies: the config and features with the pose taps only, the normals' raw features
+    and a backbone runner cut to those taps, and the graph refitted on them."""
+    taps = tuple(t for t in cfg.taps if t in cfg.pose_taps)
+    pose_cfg = replace(cfg, taps=taps)
+    keep = tap_channels((*cfg.detail_taps, *cfg.taps), feat.channels, (*cfg.detail_taps, *taps))
+    pose_feat = PatchFeatures(pose_cfg).eval()
+    log("The pose varies: building memory bank from the local features")
+    kept = raw[:, keep]
+    graph = _fit_graph(pose_feat, kept[bank_idx], pose_cfg, device)
+    return pose_cfg, pose_feat, kept, lambda x: backbone(x)[:, keep], graph
 
 
 def _learn_from_labels(
