@@ -86,7 +86,8 @@ stop_quietly() {
 }
 
 unmount_leftovers() {  # dockerd leaves its network namespace mounted under its exec root
-  grep -o " $ROOT/[^ ]*" /proc/mounts | sort -r | while read -r mount; do umount "$mount" || true; done
+  # grep finds nothing once all is clean: not an error (pipefail would make it one).
+  { grep -o " $ROOT/[^ ]*" /proc/mounts || true; } | sort -r | while read -r mount; do umount "$mount" || true; done
 }
 
 stop() {
