@@ -82,6 +82,18 @@ def _confusion(ev: Evaluation) -> str:
     )
 
 
+def _pose(pose: dict[str, Any] | None) -> str | None:
+    """What training decided about the product's pose, and the evidence (ml/patchcore/pose.py)."""
+    if not pose:
+        return None
+    if "skipped" in pose:
+        return f"not checked ({pose['skipped']})"
+    auroc = f"rotated held-out normals against normals: AUROC {pose['mean_rotated_auroc']:.2f}"
+    if pose["varies"]:
+        return f"varies ({auroc}): scored on local features, taps {pose.get('taps')}"
+    return f"fixed ({auroc})"
+
+
 def _training(ev: Evaluation) -> str:
     """How the model was trained, and how much it trusted the labelled anomalies (and why)."""
     info = ev.training
@@ -96,6 +108,7 @@ def _training(ev: Evaluation) -> str:
         ("Memory bank patches", info.get("bank_size")),
         ("Labelled anomalies in training", info.get("anomaly_images")),
         ("Weight given to the labelled anomalies", sup.get("weight")),
+        ("Pose", _pose(info.get("pose"))),
         ("Training time (s)", info.get("seconds")),
     ]
     body = _rows(rows)

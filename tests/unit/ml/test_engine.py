@@ -209,12 +209,18 @@ def test_evaluation_metrics_and_files(trained, tmp_path):
         metrics["PixelAnomalyClassMetrics"][0]
     )
 
+    ev.training = trained[0].info  # as the training workflow does
     files = write_report(ev, tmp_path / "report")
     names = {p.name for p in files}
     assert {"roc.png", "pr.png", "scores.png"} <= names and len(
         list((tmp_path / "report/overlays").glob("*.png"))
     )
     assert Image.open(tmp_path / "report/roc.png").size == (420, 420)
+    # The engine tests' grain is fixed: turned by 90 degrees it is anomalous.
+    assert (
+        "<th class=l>Pose</th><td>fixed (rotated held-out normals"
+        in (tmp_path / "report/index.html").read_text()
+    )
 
 
 def test_serving_never_imports_torch(trained):
