@@ -106,11 +106,11 @@ class EngineConfig:
     # since round 5: a top 3 % (123 map pixels) averaged a small defect with a part's edges, which at an
     # angle the bank saw rarely score high (rotated parts 0.771 -> 0.935, no set down by 0.01, #84-86).
     score_top_fraction: float = 0.0
-    # Pose (pose.py): held-out normals are rotated in the image plane and scored by the model fitted
-    # so far. When their scores cannot be told from the held-out normals' own (mean AUROC over the
-    # rotations at most pose_max_auroc; measured: parts at any angle and washers 0.45-0.53, fixed-pose
-    # products 0.82-1.00), the pose varies and the score taps become pose_taps: the stride-32 tap sees
-    # the whole part and follows its angle (rotated parts 0.935 -> 0.973, #90).
+    # Pose (pose.py): held-out normals are turned in the image plane and scored by the model fitted so
+    # far. When their scores cannot be told from the held-out normals' own (mean AUROC over the turns at
+    # most pose_max_auroc; measured: parts at any angle and washers 0.45-0.53, fixed-pose products
+    # 0.98-1.00, #90-91), the pose varies and the score taps become pose_taps: the stride-32 tap sees the
+    # whole part and follows its angle (rotated parts 0.935 -> 0.973, #90).
     pose_check: str = "auto"  # "auto" | "off"
     pose_max_auroc: float = 0.65
     pose_min_holdout: int = 5

@@ -3,9 +3,8 @@
 Held-out normals (which the memory bank has not seen) are rotated in the image plane and scored by the
 model fitted so far. When the part lies at any angle, a rotated normal is just another normal pose and
 scores like the held-out normals themselves; when the pose is fixed (a bottle under fixed lighting, a
-transistor whose leads point one way, a texture with a grain) a rotated normal looks anomalous. Only
-rotations that keep the input's shape are tried: 90, 180 and 270 degrees for a square input, 180 for
-any other (docs/engine.md #90).
+transistor whose leads point one way, a texture with a grain) a rotated normal looks anomalous. The turns
+keep the input's shape: the central square turns by 90, 180 and 270 degrees (docs/engine.md #90-91).
 
 When the pose varies, the score block drops the taps whose receptive field spans the whole part (stride
 32): their features follow the part's angle, which a memory bank cannot cover at every angle, while the
@@ -27,13 +26,23 @@ Rotation = Callable[[np.ndarray], np.ndarray]
 
 
 def rotations(shape: tuple[int, int]) -> dict[str, Rotation]:
-    """In-plane rotations of an (N, C, H, W) pixel batch that keep its (H, W)."""
+    """In-plane turns of an (N, C, H, W) pixel batch by 90, 180 and 270 degrees that keep its (H, W):
+    the central square (the whole input when it is square) turns, the ends of a longer side stay.
+
+    A turn of 180 degrees alone is a weak test: many fixed textures look the same upside down (a
+    magnetic tile's grain), while a quarter turn shows which way they run."""
+    side = min(shape)
+    top, left = (shape[0] - side) // 2, (shape[1] - side) // 2
 
     def turn(k: int) -> Rotation:
-        return lambda x: np.ascontiguousarray(np.rot90(x, k, axes=(-2, -1)))
+        def rotate(x: np.ndarray) -> np.ndarray:
+            out = np.array(x, copy=True)
+            square = (..., slice(top, top + side), slice(left, left + side))
+            out[square] = np.rot90(x[square], k, axes=(-2, -1))
+            return out
 
-    if shape[0] != shape[1]:
-        return {"rot180": turn(2)}
+        return rotate
+
     return {"rot90": turn(1), "rot180": turn(2), "rot270": turn(3)}
 
 

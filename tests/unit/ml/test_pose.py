@@ -25,14 +25,24 @@ def blobs(seed: int) -> Image.Image:
     return Image.fromarray(np.clip(img + rng.normal(0, 4, img.shape), 0, 255).astype(np.uint8), "L")
 
 
-def test_rotations_keep_the_input_shape():
+def test_rotations_turn_the_central_square_and_keep_the_input_shape():
     square = np.arange(2 * 3 * 4 * 4, dtype=np.float32).reshape(2, 3, 4, 4)
     turned = rotations((4, 4))
     assert sorted(turned) == ["rot180", "rot270", "rot90"]
-    assert all(turn(square).shape == square.shape for turn in turned.values())
+    np.testing.assert_array_equal(turned["rot90"](square), np.rot90(square, 1, axes=(-2, -1)))
     np.testing.assert_array_equal(turned["rot90"](turned["rot270"](square)), square)
-    wide = np.zeros((1, 3, 4, 8), np.float32)
-    assert list(rotations((4, 8))) == ["rot180"] and rotations((4, 8))["rot180"](wide).shape == wide.shape
+    wide = np.arange(4 * 8, dtype=np.float32).reshape(1, 1, 4, 8)
+    for turn in rotations((4, 8)).values():
+        out = turn(wide)
+        assert out.shape == wide.shape
+        np.testing.assert_array_equal(out[..., :2], wide[..., :2])  # the ends stay
+        np.testing.assert_array_equal(out[..., 6:], wide[..., 6:])
+    quarter = rotations((4, 8))["rot90"](wide)[..., 2:6]
+    np.testing.assert_array_equal(quarter, np.rot90(wide[..., 2:6], 1, axes=(-2, -1)))
+    assert np.array_equal(
+        rotations((8, 4))["rot180"](wide.transpose(0, 1, 3, 2))[..., 2:6, :],
+        np.rot90(wide.transpose(0, 1, 3, 2)[..., 2:6, :], 2, axes=(-2, -1)),
+    )
 
 
 def test_pose_varies_only_when_rotated_normals_score_like_normals():
