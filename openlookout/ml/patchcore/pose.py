@@ -4,11 +4,12 @@ Held-out normals (which the memory bank has not seen) are rotated in the image p
 model fitted so far. When the part lies at any angle, a rotated normal is just another normal pose and
 scores like the held-out normals themselves; when the pose is fixed (a bottle under fixed lighting, a
 transistor whose leads point one way, a texture with a grain) a rotated normal looks anomalous. The turns
-keep the input's shape: the central square turns by 90, 180 and 270 degrees (docs/engine.md #90-91).
+keep the input's shape: the central square turns by 90, 180 and 270 degrees (docs/engine.md #90-92).
 
 When the pose varies, the score block drops the taps whose receptive field spans the whole part (stride
 32): their features follow the part's angle, which a memory bank cannot cover at every angle, while the
-stride-8 and stride-16 taps describe local shape and texture.
+stride-8 and stride-16 taps describe local shape and texture. The normals, turned, then join a larger
+memory bank (training.py), so every angle has normal patches to match.
 """
 
 from __future__ import annotations

@@ -282,6 +282,16 @@ def _split_holdout(n: int, cfg: EngineConfig, labelled: int = 0) -> tuple[list[i
     return sorted(order[:n_hold]), sorted(order[n_hold:])
 
 
+def _checked_config(config: EngineConfig | None, normal_images: Sequence[ImageInput]) -> EngineConfig:
+    """The config for these images (input shape from their headers), validated; torch seeded."""
+    if len(normal_images) < 2:
+        raise ValueError("training needs at least 2 normal images")
+    cfg = _with_input_shape(config or EngineConfig(), normal_images)
+    cfg.validate()
+    torch.manual_seed(cfg.seed)
+    return cfg
+
+
 def train(
     normal_images: Sequence[ImageInput],
     *,
@@ -293,11 +303,7 @@ def train(
     labelled anomalies (with or without masks). `progress` receives one readable line per step."""
     log: Progress = progress or (lambda _m: None)
     t0 = time.perf_counter()
-    if len(normal_images) < 2:
-        raise ValueError("training needs at least 2 normal images")
-    cfg = _with_input_shape(config or EngineConfig(), normal_images)
-    cfg.validate()
-    torch.manual_seed(cfg.seed)
+    cfg = _checked_config(config, normal_images)
     device = _device(cfg)
     anoms = [_as_anomaly(a) for a in anomalies]
     # Only the backbone and the coreset search run on a GPU: the rest is small and stays on the CPU.
@@ -308,8 +314,10 @@ def train(
     log("Building memory bank")
     graph = _fit_graph(feat, raw[bank_idx], cfg, device)
     pose = _check_pose(graph, [normal_images[i] for i in hold_idx], raw[hold_idx], cfg, backbone, log)
+    turned = raw[:0]  # the turned normals in the bank when the pose varies
     if pose.varies:
-        cfg, feat, raw, backbone, graph = _pose_model(cfg, feat, raw, backbone, bank_idx, device, log)
+        fitted = _fit_varying_pose(normal_images, cfg, feat, raw, backbone, (hold_idx, bank_idx), device, log)
+        cfg, feat, raw, backbone, graph, turned = fitted
     stage = "Extracting features of labelled anomalies"
     anom_raw = _raw_features(feat, [a.image for a in anoms], cfg, device, log, stage, backbone)
     map_wh = (graph.map_shape[1], graph.map_shape[0])
@@ -319,14 +327,13 @@ def train(
     calib, normal_scores, anom_scores = _calibrate(graph, head, raw[hold_idx], anom_raw, masks, cfg)
     classes = _classes(anoms)
     if cfg.refit_on_all and hold_idx:
-        log("Building memory bank from all normal images")
-        # Keep the fitted scale/projection so the calibrated threshold stays valid.
-        graph.set_bank(_fit_bank(feat, raw, cfg, device))
+        _refit_on_all(graph, feat, torch.cat([raw, turned]), cfg, device, log)
     if len(classes) > 1:
         _fit_class_bank(graph, anoms, anom_raw, masks, classes, cfg)
     info = {
         "normal_images": len(raw),
         "bank_images": len(raw) if cfg.refit_on_all else len(bank_idx),
+        "turned_images_in_bank": len(turned) // 3,
         "holdout_images": len(hold_idx),
         "anomaly_images": len(anoms),
         "input_shape": list(cfg.shape),
@@ -366,25 +373,84 @@ def _check_pose(
     return check_pose(_score_raw(graph, hold_raw)[0], rotated, cfg)
 
 
-def _pose_model(
+def _refit_on_all(
+    graph: AnomalyGraph,
+    feat: PatchFeatures,
+    raw: torch.Tensor,
+    cfg: EngineConfig,
+    device: torch.device,
+    log: Progress,
+) -> None:
+    log("Building memory bank from all normal images")
+    # Keep the fitted scale/projection so the calibrated threshold stays valid.
+    graph.set_bank(_fit_bank(feat, raw, cfg, device))
+
+
+def _fit_varying_pose(
+    images: Sequence[ImageInput],
     cfg: EngineConfig,
     feat: PatchFeatures,
     raw: torch.Tensor,
     backbone: Callable[[np.ndarray], torch.Tensor],
-    bank_idx: list[int],
+    split: tuple[list[int], list[int]],
     device: torch.device,
     log: Progress,
-) -> tuple[EngineConfig, PatchFeatures, torch.Tensor, Callable[[np.ndarray], torch.Tensor], AnomalyGraph]:
-    """When the pose varies: the config and features with the pose taps only, the normals' raw features
-    and a backbone runner cut to those taps, and the graph refitted on them."""
+) -> tuple[
+    EngineConfig,
+    PatchFeatures,
+    torch.Tensor,
+    Callable[[np.ndarray], torch.Tensor],
+    AnomalyGraph,
+    torch.Tensor,
+]:
+    """The model refitted for a varying pose: the pose taps' features, the graph fitted on the bank
+    images and their turns, and the turned normals' raw features (for the refit on all normals)."""
+    hold_idx, bank_idx = split
+    cfg, feat, raw, backbone = _pose_features(cfg, feat, raw, backbone, log)
+    turned, turned_of = _turned_normals(images, cfg, backbone, log)
+    turned = turned if turned_of else raw[:0]
+    held = set(hold_idx)  # held-out normals stay unseen by the bank, turned or not
+    rows = [r for r, i in enumerate(turned_of) if i not in held]
+    graph = _fit_graph(feat, torch.cat([raw[bank_idx], turned[rows]]), cfg, device)
+    return cfg, feat, raw, backbone, graph, turned
+
+
+def _pose_features(
+    cfg: EngineConfig,
+    feat: PatchFeatures,
+    raw: torch.Tensor,
+    backbone: Callable[[np.ndarray], torch.Tensor],
+    log: Progress,
+) -> tuple[EngineConfig, PatchFeatures, torch.Tensor, Callable[[np.ndarray], torch.Tensor]]:
+    """When the pose varies: the config and features with the pose taps only (and the pose bank size),
+    the normals' raw features and a backbone runner cut to those taps."""
     taps = tuple(t for t in cfg.taps if t in cfg.pose_taps)
-    pose_cfg = replace(cfg, taps=taps)
+    bank_size = cfg.pose_bank_size if cfg.pose_turns_in_bank else cfg.bank_size
+    pose_cfg = replace(cfg, taps=taps, bank_size=bank_size)
     keep = tap_channels((*cfg.detail_taps, *cfg.taps), feat.channels, (*cfg.detail_taps, *taps))
-    pose_feat = PatchFeatures(pose_cfg).eval()
     log("The pose varies: building memory bank from the local features")
-    kept = raw[:, keep]
-    graph = _fit_graph(pose_feat, kept[bank_idx], pose_cfg, device)
-    return pose_cfg, pose_feat, kept, lambda x: backbone(x)[:, keep], graph
+    return pose_cfg, PatchFeatures(pose_cfg).eval(), raw[:, keep], lambda x: backbone(x)[:, keep]
+
+
+def _turned_normals(
+    images: Sequence[ImageInput],
+    cfg: EngineConfig,
+    backbone: Callable[[np.ndarray], torch.Tensor],
+    log: Progress,
+) -> tuple[torch.Tensor, list[int]]:
+    """Raw features of normal images turned by 90, 180 and 270 degrees (at most pose_turned_images
+    of them, evenly spread), and for each row the index of the image it came from."""
+    if not cfg.pose_turns_in_bank or not cfg.pose_turned_images:
+        return torch.zeros(0), []
+    chosen = sorted({round(k * len(images) / cfg.pose_turned_images) for k in range(cfg.pose_turned_images)})
+    chosen = [i for i in chosen if i < len(images)]
+    out, turned_of = [], []
+    for name, rotate in rotations(cfg.shape).items():
+        log(f"The pose varies: features of the normal images turned ({name})")
+        for s in _batches(len(chosen), cfg.batch_size):
+            out.append(backbone(rotate(np.stack([_pixels(images[i], cfg) for i in chosen[s]]))))
+            turned_of.extend(chosen[s])
+    return torch.cat(out), turned_of
 
 
 def _learn_from_labels(

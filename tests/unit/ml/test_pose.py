@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 from openlookout.ml.patchcore.config import EngineConfig
@@ -81,9 +82,11 @@ def test_a_varying_pose_drops_the_stride_32_tap_and_serves_the_same_scores(small
     from openlookout.ml.patchcore.training import train
 
     normals = [png_bytes(blobs(i)) for i in range(24)]
-    res = train(normals, config=replace(small_config, holdout_fraction=0.25))
+    res = train(normals, config=replace(small_config, holdout_fraction=0.25, pose_bank_size=768))
     assert res.info["pose"]["varies"] is True and res.info["pose"]["held_out_normals"] == 6
-    assert res.config.taps == (3, 5)
+    assert res.config.taps == (3, 5) and res.config.bank_size == 768
+    # Every normal, turned three ways, joined the bank refitted on all normals.
+    assert res.info["turned_images_in_bank"] == 24 and res.info["bank_size"] == 768
     res.export(tmp_path)
     assert json.loads((tmp_path / "model.json").read_text())["engine"]["taps"] == [3, 5]
     det = Detector.load(tmp_path)
@@ -92,3 +95,14 @@ def test_a_varying_pose_drops_the_stride_32_tap_and_serves_the_same_scores(small
     # Training cut the full backbone's features to the pose taps; the graph runs a shorter backbone.
     np.testing.assert_allclose(served, res.score([good, bad])[0], rtol=1e-3, atol=1e-4)
     assert served[1] > served[0] * 1.2
+
+
+def test_turned_normals_are_spread_over_the_images_and_capped(small_config):
+    from openlookout.ml.patchcore.training import _turned_normals
+
+    images = [np.full((32, 32, 3), i, np.uint8) for i in range(10)]
+    cfg = replace(small_config, input_size=32, input_shape=(32, 32), pose_turned_images=4)
+    first_pixel = lambda x: torch.from_numpy(x[:, :1, :1, :1].copy())  # noqa: E731 (a stand-in backbone)
+    feats, turned_of = _turned_normals(images, cfg, first_pixel, lambda _m: None)
+    assert turned_of == [0, 2, 5, 8] * 3 and feats.shape[0] == 12
+    assert _turned_normals(images, replace(cfg, pose_turns_in_bank=False), first_pixel, print)[1] == []
