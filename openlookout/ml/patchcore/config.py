@@ -207,7 +207,6 @@ class EngineConfig:
             raise ValueError("pose_check must be 'auto' or 'off'")
         if self.pose_bank_size < 1 or self.pose_turned_images < 0:
             raise ValueError("pose_bank_size must be >= 1 and pose_turned_images >= 0")
-
         if self.bank_size < 1 or not 0 < self.coreset_ratio <= 1:
             raise ValueError("bank_size must be >= 1 and coreset_ratio in (0, 1]")
 

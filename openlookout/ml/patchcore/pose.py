@@ -55,11 +55,16 @@ class PoseCheck:
     evidence: dict[str, Any] = field(default_factory=dict)
 
 
+def pose_score_taps(cfg: EngineConfig) -> tuple[int, ...]:
+    """The score taps a varying pose keeps: those of cfg.taps that cfg.pose_taps names."""
+    return tuple(t for t in cfg.taps if t in cfg.pose_taps)
+
+
 def skip_reason(cfg: EngineConfig, held_out: int) -> str | None:
     """Why the pose is not checked (None: it is)."""
     if cfg.pose_check == "off":
         return "off"
-    if all(t in cfg.pose_taps for t in cfg.taps):
+    if pose_score_taps(cfg) == cfg.taps:
         return f"no tap to drop: taps {list(cfg.taps)}, pose taps {list(cfg.pose_taps)}"
     if held_out < cfg.pose_min_holdout:
         return f"{held_out} held-out normals (at least {cfg.pose_min_holdout} needed)"
@@ -92,7 +97,7 @@ def check_pose(
         "max_auroc": cfg.pose_max_auroc,
     }
     if varies:
-        evidence["taps"] = [t for t in cfg.taps if t in cfg.pose_taps]
+        evidence["taps"] = list(pose_score_taps(cfg))
     return PoseCheck(varies, evidence)
 
 

@@ -28,7 +28,7 @@ from ..serving.model_manifest import DEFAULT_CLASS, PALETTE, AnomalyClass, Model
 from .config import EngineConfig, input_shape_for
 from .coreset import greedy_coreset
 from .graph import AnomalyGraph, PatchFeatures, export_onnx
-from .pose import PoseCheck, check_pose, rotations, skip_reason, skipped, tap_channels
+from .pose import PoseCheck, check_pose, pose_score_taps, rotations, skip_reason, skipped, tap_channels
 from .supervised import NEGATIVES, HeadChoice, Patches, choose_head, positive_cells
 
 Progress = Callable[[str], None]
@@ -333,7 +333,7 @@ def train(
     info = {
         "normal_images": len(raw),
         "bank_images": len(raw) if cfg.refit_on_all else len(bank_idx),
-        "turned_images_in_bank": len(turned) // 3,
+        "turned_images_in_bank": len(turned) // len(rotations(cfg.shape)),
         "holdout_images": len(hold_idx),
         "anomaly_images": len(anoms),
         "input_shape": list(cfg.shape),
@@ -365,12 +365,19 @@ def _check_pose(
         return skipped(reason)
     log("Checking whether the pose varies")
     pixels = np.stack([_pixels(i, cfg) for i in held_out])
-    rotated = {}
+    rotated = {name: _score_raw(graph, raw)[0] for name, raw in _turned_raw(pixels, cfg, backbone).items()}
+    return check_pose(_score_raw(graph, hold_raw)[0], rotated, cfg)
+
+
+def _turned_raw(
+    pixels: np.ndarray, cfg: EngineConfig, backbone: Callable[[np.ndarray], torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """Raw features of a pixel batch turned by each of pose.rotations, the backbone run in batches."""
+    out = {}
     for name, rotate in rotations(cfg.shape).items():
         turned = rotate(pixels)
-        raw = torch.cat([backbone(turned[s]) for s in _batches(len(turned), cfg.batch_size)])
-        rotated[name] = _score_raw(graph, raw)[0]
-    return check_pose(_score_raw(graph, hold_raw)[0], rotated, cfg)
+        out[name] = torch.cat([backbone(turned[s]) for s in _batches(len(turned), cfg.batch_size)])
+    return out
 
 
 def _refit_on_all(
@@ -424,7 +431,7 @@ def _pose_features(
 ) -> tuple[EngineConfig, PatchFeatures, torch.Tensor, Callable[[np.ndarray], torch.Tensor]]:
     """When the pose varies: the config and features with the pose taps only (and the pose bank size),
     the normals' raw features and a backbone runner cut to those taps."""
-    taps = tuple(t for t in cfg.taps if t in cfg.pose_taps)
+    taps = pose_score_taps(cfg)
     bank_size = cfg.pose_bank_size if cfg.pose_turns_in_bank else cfg.bank_size
     pose_cfg = replace(cfg, taps=taps, bank_size=bank_size)
     keep = tap_channels((*cfg.detail_taps, *cfg.taps), feat.channels, (*cfg.detail_taps, *taps))
@@ -444,13 +451,13 @@ def _turned_normals(
         return torch.zeros(0), []
     chosen = sorted({round(k * len(images) / cfg.pose_turned_images) for k in range(cfg.pose_turned_images)})
     chosen = [i for i in chosen if i < len(images)]
-    out, turned_of = [], []
-    for name, rotate in rotations(cfg.shape).items():
-        log(f"The pose varies: features of the normal images turned ({name})")
-        for s in _batches(len(chosen), cfg.batch_size):
-            out.append(backbone(rotate(np.stack([_pixels(images[i], cfg) for i in chosen[s]]))))
-            turned_of.extend(chosen[s])
-    return torch.cat(out), turned_of
+    per_turn: dict[str, list[torch.Tensor]] = {}
+    for s in _batches(len(chosen), cfg.batch_size):
+        pixels = np.stack([_pixels(images[i], cfg) for i in chosen[s]])  # decoded once for every turn
+        for name, raw in _turned_raw(pixels, cfg, backbone).items():
+            per_turn.setdefault(name, []).append(raw)
+        log(f"The pose varies: features of the turned normal images: {s.stop} of {len(chosen)}")
+    return torch.cat([torch.cat(parts) for parts in per_turn.values()]), chosen * len(per_turn)
 
 
 def _learn_from_labels(

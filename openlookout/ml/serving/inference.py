@@ -106,12 +106,12 @@ class Detector:
     ) -> Detector:
         """From a directory holding model.onnx + model.json, or an (onnx, manifest) pair of paths."""
         if isinstance(location, tuple):
-            onnx_path, manifest_path = Path(location[0]), Path(location[1])
+            manifest = ModelManifest.read(location[1])
+            onnx_path = Path(location[0])
         else:
-            d = Path(location)
-            manifest_path = d / "model.json"
-            onnx_path = d / ModelManifest.read(manifest_path).model_file
-        return cls(onnx_path, ModelManifest.read(manifest_path), threads=threads, providers=providers)
+            manifest = ModelManifest.read(Path(location) / "model.json")
+            onnx_path = Path(location) / manifest.model_file
+        return cls(onnx_path, manifest, threads=threads, providers=providers)
 
     def pixels(self, image: ImageInput) -> np.ndarray:
         """(1, 3, H, W) graph input for one image, preprocessed by the model's own rule."""
