@@ -45,7 +45,7 @@ start_one() {  # $1 = storage driver; returns 0 once the daemon answers
   local pid=$!
   for _ in $(seq 60); do
     if answers; then
-      # A driver that starts may still be unable to mount a layer: run a container to be sure.
+      # Up only counts with the driver asked for: dockerd may have come up on another one.
       if docker info --format '{{.Driver}}' | grep -qx "$driver"; then return 0; fi
     fi
     kill -0 "$pid" 2>/dev/null || return 1

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import io
 import json
 import logging
@@ -32,8 +31,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterable
 from pathlib import Path
 from types import FrameType
@@ -44,7 +41,15 @@ import yaml
 from botocore.config import Config
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from openlookout.local.backends import DUMMY_KEY, Backends, choose_backends, create_buckets, create_tables
+from openlookout.local.backends import (
+    DUMMY_KEY,
+    Backends,
+    choose_backends,
+    create_buckets,
+    create_tables,
+    die_with_parent,
+    wait_until_http,
+)
 from openlookout.local.backends import free_port as loopback_port
 from openlookout.local.gateway import answer_refusal, no_sniffing
 from openlookout.local.lambdas import FunctionError, FunctionNotFound
@@ -113,9 +118,6 @@ class ContainerFunctions:
             # Training runs up to its 900 s timeout; a retry would run a task twice.
             config=Config(read_timeout=960, connect_timeout=10, retries={"max_attempts": 0}),
         )
-
-    def names(self) -> list[str]:
-        return list(self._specs)
 
     def specs(self) -> list[Function]:
         return list(self._specs.values())
@@ -269,8 +271,11 @@ class SamProcess:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
+
+    def running(self) -> bool:
+        return self.process.poll() is None
 
     def stop(self) -> None:
         """SIGINT first: SAM removes its warm containers on a Ctrl-C."""
@@ -282,26 +287,6 @@ class SamProcess:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(wait_s)
         self._log.close()
-
-
-def _die_with_parent() -> None:
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-def wait_http(url: str, timeout_s: float, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url}: the sam process exited ({process.returncode}); see its log")
-        try:
-            urllib.request.urlopen(url, timeout=2).close()
-            return
-        except urllib.error.HTTPError:
-            return  # any HTTP answer means it serves
-        except OSError:
-            time.sleep(0.3)
-    raise TimeoutError(f"{url} did not answer within {timeout_s:.0f} s")
 
 
 # ---------------------------------------------------------------- the whole
@@ -365,7 +350,7 @@ class SamLocal:
             server.app = app
             threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
         for process, port in zip(self.sam, (api_port, lambda_port), strict=True):
-            wait_http(f"http://127.0.0.1:{port}/", args.start_timeout, process.process)
+            wait_until_http(f"http://127.0.0.1:{port}/", args.start_timeout, process.running)
         self.endpoint = f"http://127.0.0.1:{user_server.server_port}"
         log.info("containers call %s; ready after %.1f s", inside, time.monotonic() - started)
         return self.endpoint

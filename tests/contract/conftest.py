@@ -7,8 +7,6 @@ default credential chain and AWS_REGION, and tests that need the local service s
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import os
 import shutil
 import signal
@@ -25,6 +23,8 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
+
+from openlookout.local.backends import die_with_parent
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNTIME_OVERLAY = Path(__file__).resolve().parent / "runtime_app" / "template.yaml"
@@ -67,12 +67,6 @@ def process_alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _die_with_parent() -> None:
-    """In the child: SIGTERM when pytest dies, however it dies (Linux prctl PR_SET_PDEATHSIG)."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
-
-
 class LocalServer:
     """`openlookout serve` as a subprocess on a fixed port and data dir, restartable."""
 
@@ -108,7 +102,7 @@ class LocalServer:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,  # a killed pytest must not leave servers behind
+            preexec_fn=die_with_parent,  # a killed pytest must not leave servers behind
         )
         log.close()
         deadline = started + START_TIMEOUT_S

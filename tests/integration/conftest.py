@@ -29,8 +29,8 @@ import pytest
 from botocore.config import Config
 
 from openlookout.client import use_api_gateway_signing
+from openlookout.local.backends import die_with_parent
 from tests.contract.conftest import (  # noqa: F401 - fixtures reused as they are
-    _die_with_parent,
     client_for,
     free_port,
     local_service,
@@ -89,7 +89,7 @@ class SamLocal:
             stderr=subprocess.STDOUT,
             text=True,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         ready = threading.Event()
         threading.Thread(target=self._copy_output, args=(ready,), daemon=True).start()
