@@ -27,7 +27,10 @@ POLL_TIMEOUT_S = 900
 
 
 def wait_for(
-    describe: Callable[[], dict[str, Any]], done: set[str], timeout_s: float = POLL_TIMEOUT_S
+    describe: Callable[[], dict[str, Any]],
+    done: set[str],
+    timeout_s: float = POLL_TIMEOUT_S,
+    poll_s: float = 1.0,
 ) -> dict:
     deadline = time.monotonic() + timeout_s
     while True:
@@ -36,16 +39,17 @@ def wait_for(
             return current
         if time.monotonic() > deadline:
             raise AssertionError(f"still {current['Status']} after {timeout_s} s: {current}")
-        time.sleep(1)
+        time.sleep(poll_s)
 
 
-def upload_folder(service: Any, folder: Path, bucket: str, prefix: str) -> None:
-    """`openlookout manifest from-folder`, as a user runs it, against the service's S3."""
+def upload_folder(service: Any, folder: Path, bucket: str, prefix: str, key: str = "contract") -> None:
+    """`openlookout manifest from-folder`, as a user runs it, against the service's S3 (`key`: the
+    access key id and secret it signs with)."""
     environment = {
         **os.environ,
         "AWS_ENDPOINT_URL": service.endpoint_url,
-        "AWS_ACCESS_KEY_ID": "contract",
-        "AWS_SECRET_ACCESS_KEY": "contract",
+        "AWS_ACCESS_KEY_ID": key,
+        "AWS_SECRET_ACCESS_KEY": key,
         "AWS_REGION": "us-east-1",
     }
     command = ["manifest", "from-folder", str(folder), "--bucket", bucket, "--prefix", prefix]

@@ -19,7 +19,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,7 @@ from tests.contract.conftest import (  # noqa: F401 - fixtures reused as they ar
     stepfunctions,
     unique_name,
 )
+from tests.contract.test_models import wait_for
 
 ENDPOINT = os.environ.get("OPENLOOKOUT_ENDPOINT")
 ROOT = Path(__file__).resolve().parents[2]
@@ -168,11 +168,5 @@ def s3_user(sam_local: SamLocal) -> Any:
 
 
 def wait_until(describe: Any, done: set[str], timeout_s: float) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        current: dict[str, Any] = describe()
-        if current["Status"] in done:
-            return current
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still {current['Status']} after {timeout_s:.0f} s: {current}")
-        time.sleep(2)
+    """The contract tests' wait, polling every 2 s: each describe is a Lambda container's call."""
+    return wait_for(describe, done, timeout_s, poll_s=2)

@@ -1,6 +1,7 @@
 """The L4V flow with boto3 against `make sam-local`: every API call runs in its function's Lambda
 container (`sam local start-api`), every Step Functions task in one (`sam local start-lambda`),
-training in the training image. Real images: a subset of MVTec AD's bottle (../shared/datasets).
+training in the training image. Images: a subset of the washers the project generates
+(tests/example_images.py), so a fresh clone runs it as it is.
 
 `-m smoke` (CI) runs the calls that need no training: projects, the dataset import from a
 manifest, and the error cases; the whole file also trains, hosts, detects, stops, and compares the
@@ -11,8 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -26,14 +25,14 @@ from botocore.config import Config
 from PIL import Image
 
 from tests.contract.conftest import LocalServer, free_port
+from tests.contract.test_models import upload_folder
 from tests.integration.conftest import USER_CREDENTIALS, SamLocal, wait_until
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-BOTTLE = ROOT.parent / "shared" / "datasets" / "mvtec-bottle"
 TRAIN_IMAGES = 20
-TEST_IMAGES = {"good": 4, "broken_large": 3, "contamination": 3}
+TEST_IMAGES = {"good": 4, "scratch": 2, "dent": 2, "stain": 2}
 IMPORT_TIMEOUT_S = 600  # cold containers on a busy 2-core machine
 TRAIN_TIMEOUT_S = 1200
 
@@ -46,37 +45,22 @@ class Imported:
     test_images: list[tuple[Path, bool]]
 
 
-def bottle_subset(folder: Path) -> list[tuple[Path, bool]]:
+def washer_subset(washers: Path, folder: Path) -> list[tuple[Path, bool]]:
     """train/good and a few test images of each kind, with their masks, as symlinks."""
-    if not BOTTLE.is_dir():
-        pytest.fail(f"{BOTTLE} is missing: the integration suite trains on real images")
     (folder / "train" / "good").mkdir(parents=True)
-    for image in sorted((BOTTLE / "train" / "good").glob("*.jpg"))[:TRAIN_IMAGES]:
+    for image in sorted((washers / "train" / "good").glob("*.jpg"))[:TRAIN_IMAGES]:
         (folder / "train" / "good" / image.name).symlink_to(image)
     chosen = []
     for kind, count in TEST_IMAGES.items():
         (folder / "test" / kind).mkdir(parents=True)
-        for image in sorted((BOTTLE / "test" / kind).glob("*.jpg"))[:count]:
+        for image in sorted((washers / "test" / kind).glob("*.jpg"))[:count]:
             (folder / "test" / kind / image.name).symlink_to(image)
             chosen.append((folder / "test" / kind / image.name, kind != "good"))
-            mask = BOTTLE / "ground_truth" / kind / f"{image.stem}_mask.png"
+            mask = washers / "ground_truth" / kind / f"{image.stem}_mask.png"
             if mask.exists():
                 (folder / "ground_truth" / kind).mkdir(parents=True, exist_ok=True)
                 (folder / "ground_truth" / kind / mask.name).symlink_to(mask)
     return chosen
-
-
-def upload(endpoint_url: str, folder: Path, bucket: str, prefix: str) -> None:
-    """`openlookout manifest from-folder`, as a user runs it, against the endpoint's S3."""
-    environment = {
-        **os.environ,
-        "AWS_ENDPOINT_URL": endpoint_url,
-        "AWS_ACCESS_KEY_ID": USER_CREDENTIALS["aws_access_key_id"],
-        "AWS_SECRET_ACCESS_KEY": USER_CREDENTIALS["aws_secret_access_key"],
-        "AWS_REGION": "us-east-1",
-    }
-    command = ["manifest", "from-folder", str(folder), "--bucket", bucket, "--prefix", prefix]
-    subprocess.run([sys.executable, "-m", "openlookout.cli", *command], check=True, env=environment, cwd=ROOT)
 
 
 def import_datasets(lv: Any, project: str, bucket: str, prefix: str) -> dict[str, dict[str, Any]]:
@@ -194,14 +178,14 @@ def test_unsigned_calls_and_the_backends_are_refused(sam_local: SamLocal) -> Non
 
 @pytest.fixture(scope="module")
 def imported(
-    lv: Any, s3_user: Any, sam_local: SamLocal, tmp_path_factory: pytest.TempPathFactory
+    lv: Any, s3_user: Any, sam_local: SamLocal, tmp_path_factory: pytest.TempPathFactory, washers: Path
 ) -> Imported:
     suffix = os.urandom(3).hex()
     project, bucket = f"bottles-{suffix}", f"images-{suffix}"
     folder = tmp_path_factory.mktemp("bottle")
-    test_images = bottle_subset(folder)
+    test_images = washer_subset(washers, folder)
     s3_user.create_bucket(Bucket=bucket)
-    upload(sam_local.endpoint_url, folder, bucket, "bottle")
+    upload_folder(sam_local, folder, bucket, "bottle", USER_CREDENTIALS["aws_access_key_id"])
     lv.create_project(ProjectName=project)
     described = import_datasets(lv, project, bucket, "bottle")
     for dataset_type, dataset in described.items():
@@ -351,7 +335,9 @@ def test_the_container_trained_model_gives_the_verdicts_of_one_trained_by_serve(
         )
         s3 = boto3.client("s3", endpoint_url=server.endpoint_url, region_name="us-east-1", **USER_CREDENTIALS)
         s3.create_bucket(Bucket=imported.bucket)
-        upload(server.endpoint_url, imported.folder, imported.bucket, "bottle")
+        upload_folder(
+            server, imported.folder, imported.bucket, "bottle", USER_CREDENTIALS["aws_access_key_id"]
+        )
         lv.create_project(ProjectName=imported.project)
         assert {
             d["Status"] for d in import_datasets(lv, imported.project, imported.bucket, "bottle").values()
